@@ -1,0 +1,64 @@
+"""The composition root: builds adapters from Settings lazily, once per process (and event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from licensing.graph import GraphGateway, GraphPort
+from licensing.policy import Policy, load_policy
+from licensing.records import utcnow
+from licensing.settings import Settings
+from licensing.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a service function needs; tests build one around the emulated tenant and Azurite."""
+
+    settings: Settings
+    graph: GraphPort
+    storage: Storage
+    clock: Callable[[], datetime] = utcnow
+    _policy: Policy | None = field(default=None, repr=False)
+
+    def policy(self) -> Policy:
+        """The policy file, loaded on first use (PolicyError if it is invalid)."""
+        if self._policy is None:
+            self._policy = load_policy(self.settings.policy_path)
+        return self._policy
+
+    async def close(self) -> None:
+        """Close HTTP sessions (they belong to the event loop that opened them)."""
+        await self.storage.close()
+        if isinstance(self.graph, GraphGateway):
+            await self.graph.close()
+
+
+_current: tuple[asyncio.AbstractEventLoop, Services] | None = None
+
+
+async def services() -> Services:
+    """The process-wide Services, built on first use — never at import time, so indexing never fails."""
+    global _current  # noqa: PLW0603  # one cached root per process is the point
+    loop = asyncio.get_running_loop()
+    if _current is None or _current[0] is not loop:
+        settings = Settings.from_env()
+        built = Services(settings, GraphGateway.from_settings(settings), Storage.from_settings(settings.storage))
+        await built.storage.ensure_created()
+        _current = (loop, built)
+        log.info("services built (graph auth %s)", settings.graph_auth)
+    return _current[1]
+
+
+async def reset() -> None:
+    """Forget the cached Services (tests change settings between cases)."""
+    global _current
+    if _current is not None:
+        old, _current = _current[1], None
+        await old.close()

@@ -1,0 +1,173 @@
+"""A small local stand-in for the Functions host: drives the queue functions registered in function_app.py.
+
+It follows the host's queue semantics from host.json (base64 messages, batchSize, dequeue count, a failed
+message becomes visible again after visibilityTimeout, and moves to ``<queue>-poison`` once it has been
+dequeued maxDequeueCount times). It is a dev tool for the demo and end-to-end tests, not deployed; in Azure
+the real host does this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+from azure.core.exceptions import ResourceExistsError
+from azure.functions.queue import QueueMessage
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from licensing.settings import APP_ROOT
+
+log = logging.getLogger(__name__)
+QueueFunction = Callable[[func.QueueMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBinding:
+    """One queue-triggered function."""
+
+    function_name: str
+    queue_name: str
+    function: QueueFunction
+
+
+@dataclass
+class HostStats:
+    """What the host did, per function."""
+
+    succeeded: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    poisoned: dict[str, int] = field(default_factory=dict)
+
+
+def queue_bindings(app: func.FunctionApp) -> list[QueueBinding]:
+    """The queue triggers of an app, as the worker indexes them (call once per app object)."""
+    found = []
+    for fn in app.get_functions():
+        trigger = fn.get_trigger()
+        if trigger is not None and trigger.get_dict_repr()["type"] == "queueTrigger":
+            queue = trigger.get_dict_repr()["queueName"]
+            found.append(QueueBinding(fn.get_function_name() or "", queue, fn.get_user_function()))
+    return found
+
+
+def _duration(text: str) -> float:
+    hours, minutes, seconds = text.split(":")
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+class LocalHost:
+    """Polls Azurite queues and invokes the registered functions like the Functions host would."""
+
+    def __init__(
+        self,
+        app: func.FunctionApp,
+        connection_string: str,
+        *,
+        host_json: Path = APP_ROOT / "host.json",
+        retry_visibility: float | None = None,
+        poll_interval: float = 0.1,
+    ) -> None:
+        config: dict[str, Any] = json.loads(host_json.read_text())["extensions"]["queues"]
+        self.max_dequeue_count = int(config.get("maxDequeueCount", 5))
+        self.batch_size = int(config.get("batchSize", 16))
+        host_visibility = _duration(config.get("visibilityTimeout", "00:00:00"))
+        self.retry_visibility = host_visibility if retry_visibility is None else retry_visibility
+        self.base64 = config.get("messageEncoding", "base64") == "base64"
+        self.bindings = queue_bindings(app)
+        self.poll_interval = poll_interval
+        self.stats = HostStats()
+        self._service = QueueServiceClient.from_connection_string(connection_string)
+
+    def _queue(self, name: str) -> QueueClient:
+        return self._service.get_queue_client(name)
+
+    async def poll_once(self) -> int:
+        """Receive one batch per queue and run it concurrently; returns how many messages ran."""
+        ran = 0
+        for binding in self.bindings:
+            queue = self._queue(binding.queue_name)
+            batch = []
+            async for message in queue.receive_messages(messages_per_page=self.batch_size, visibility_timeout=300):
+                batch.append(message)
+                if len(batch) >= self.batch_size:
+                    break
+            await asyncio.gather(*(self._invoke(binding, queue, m) for m in batch))
+            ran += len(batch)
+        return ran
+
+    async def _invoke(self, binding: QueueBinding, queue: QueueClient, message: Any) -> None:  # noqa: ANN401
+        name = binding.function_name
+        try:
+            body = base64.b64decode(message.content, validate=True) if self.base64 else message.content.encode()
+            await binding.function(
+                QueueMessage(  # type: ignore[no-untyped-call]  # azure-functions ships this class untyped
+                    id=message.id,
+                    body=body,
+                    dequeue_count=message.dequeue_count,
+                    pop_receipt=message.pop_receipt,
+                    insertion_time=message.inserted_on,
+                    expiration_time=message.expires_on,
+                )
+            )
+        except Exception as exc:  # the host catches whatever a function raises
+            self.stats.failed[name] = self.stats.failed.get(name, 0) + 1
+            log.warning("function %s failed on message %s (delivery %s): %s", name, message.id,
+                        message.dequeue_count, exc)  # fmt: skip
+            if message.dequeue_count >= self.max_dequeue_count:
+                poison = self._queue(f"{binding.queue_name}-poison")
+                await _create(poison)
+                await poison.send_message(message.content)
+                await queue.delete_message(message)
+                self.stats.poisoned[name] = self.stats.poisoned.get(name, 0) + 1
+            else:
+                await queue.update_message(message, visibility_timeout=int(self.retry_visibility))
+            return
+        await queue.delete_message(message)
+        self.stats.succeeded[name] = self.stats.succeeded.get(name, 0) + 1
+
+    async def pending(self) -> int:
+        """Messages still on our queues, visible or not (Azurite counts invisible ones too)."""
+        total = 0
+        for binding in self.bindings:
+            queue = self._queue(binding.queue_name)
+            await _create(queue)
+            total += (await queue.get_queue_properties()).approximate_message_count or 0
+        return total
+
+    async def run_until_idle(self, *, limit_seconds: float = 120.0) -> HostStats:
+        """Process messages until every bound queue is empty (delayed messages included)."""
+        deadline = time.monotonic() + limit_seconds
+        while True:
+            ran = await self.poll_once()
+            if not ran and await self.pending() == 0:
+                return self.stats
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"queues not idle after {limit_seconds:.0f} s ({await self.pending()} messages left)"
+                )
+            if not ran:
+                await asyncio.sleep(self.poll_interval)
+
+    async def serve_forever(self) -> None:
+        """Poll until cancelled (like `func start`)."""
+        while True:
+            if not await self.poll_once():
+                await asyncio.sleep(self.poll_interval)
+
+    async def close(self) -> None:
+        """Close the queue service client."""
+        await self._service.close()
+
+
+async def _create(queue: QueueClient) -> None:
+    with contextlib.suppress(ResourceExistsError):
+        await queue.create_queue()

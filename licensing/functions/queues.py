@@ -1,0 +1,55 @@
+"""Queue-triggered functions: onboard, verify, and the poison handlers for both queues."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from licensing import composition
+from licensing.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
+from licensing.onboarding import onboard as onboard_user
+from licensing.poison import record_poison
+from licensing.verifying import verify as verify_user
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
+CONNECTION = "AzureWebJobsStorage"
+
+
+def _body(msg: func.QueueMessage) -> str:
+    return msg.get_body().decode("utf-8", errors="replace")
+
+
+@bp.function_name("onboard")
+@bp.queue_trigger(arg_name="msg", queue_name=LICENSE_REQUESTS_QUEUE, connection=CONNECTION)
+async def onboard(msg: func.QueueMessage) -> None:
+    """Assign the policy's licenses; raising (transient errors only) makes the queue redeliver."""
+    services = await composition.services()
+    result = await onboard_user(_body(msg), services, message_id=msg.id or "", delivery=msg.dequeue_count or 1)
+    log.info("onboard message %s: %s", msg.id, result.outcome)
+
+
+@bp.function_name("verify")
+@bp.queue_trigger(arg_name="msg", queue_name=LICENSE_VERIFY_QUEUE, connection=CONNECTION)
+async def verify(msg: func.QueueMessage) -> None:
+    """Check every plan's provisioning status and record it; pending plans are re-checked later."""
+    services = await composition.services()
+    result = await verify_user(_body(msg), services, message_id=msg.id or "", delivery=msg.dequeue_count or 1)
+    log.info("verify message %s: %s", msg.id, result.outcome)
+
+
+@bp.function_name("onboard_poison")
+@bp.queue_trigger(arg_name="msg", queue_name=f"{LICENSE_REQUESTS_QUEUE}-poison", connection=CONNECTION)
+async def onboard_poison(msg: func.QueueMessage) -> None:
+    """Record a license request the queue gave up on."""
+    services = await composition.services()
+    await record_poison(_body(msg), services, queue=LICENSE_REQUESTS_QUEUE, message_id=msg.id or "")
+
+
+@bp.function_name("verify_poison")
+@bp.queue_trigger(arg_name="msg", queue_name=f"{LICENSE_VERIFY_QUEUE}-poison", connection=CONNECTION)
+async def verify_poison(msg: func.QueueMessage) -> None:
+    """Record a verification the queue gave up on."""
+    services = await composition.services()
+    await record_poison(_body(msg), services, queue=LICENSE_VERIFY_QUEUE, message_id=msg.id or "")

@@ -1,0 +1,231 @@
+"""The only module that talks to Microsoft Graph. ODataError becomes our own errors here."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph import GraphServiceClient
+from msgraph.generated.models.assigned_license import AssignedLicense
+from msgraph.generated.models.user import User
+from msgraph.generated.users.item.assign_license.assign_license_post_request_body import (
+    AssignLicensePostRequestBody,
+)
+from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+from licensing.errors import (
+    AccessDenied,
+    AssignmentRejected,
+    LicensingError,
+    PermanentError,
+    SeatsExhausted,
+    TransientError,
+    UsageLocationMissing,
+    UserNotFound,
+)
+from licensing.graph_client import build_client
+from licensing.graph_fallback import plans_from_user
+from licensing.model import Catalog, HeldLicense, ObservedLicense, PlanState, ServicePlan, Sku, UserFacts
+from licensing.settings import Settings
+
+log = logging.getLogger(__name__)
+
+USER_SELECT = [
+    "id", "userPrincipalName", "accountEnabled", "usageLocation", "department", "jobTitle",
+    "companyName", "employeeType", "country", "assignedLicenses", "licenseAssignmentStates",
+]  # fmt: skip
+FALLBACK_SELECT = ["id", "assignedLicenses", "assignedPlans", "licenseAssignmentStates"]
+
+
+class GraphPort(Protocol):
+    """What the service layer needs from Graph."""
+
+    async def catalog(self, *, fresh: bool = False) -> Catalog: ...
+    async def get_user(self, user: str) -> UserFacts: ...
+    async def set_usage_location(self, user_id: str, location: str) -> None: ...
+    async def assign(self, user_id: str, add: Sequence[tuple[str, Iterable[str]]], remove: Sequence[str]) -> None: ...
+    async def plan_states(self, user_id: str) -> tuple[ObservedLicense, ...]: ...
+
+
+class GraphGateway:
+    """GraphPort over msgraph-sdk's GraphServiceClient; caches the SKU catalog for a short TTL."""
+
+    def __init__(
+        self,
+        client: GraphServiceClient,
+        *,
+        catalog_ttl: float,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._http = http
+        self._ttl = catalog_ttl
+        self._clock = clock
+        self._catalog: tuple[float, Catalog] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GraphGateway:
+        """Build the client the settings ask for (managed identity, developer login, or emulator)."""
+        client, http = build_client(settings)
+        return cls(client, catalog_ttl=settings.catalog_ttl_seconds, http=http)
+
+    async def close(self) -> None:
+        """Close the HTTP client (it belongs to the event loop that opened it)."""
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def catalog(self, *, fresh: bool = False) -> Catalog:
+        """The tenant's subscribed SKUs with seats (GET /subscribedSkus), cached for ``catalog_ttl``."""
+        now = self._clock()
+        if not fresh and self._catalog and now - self._catalog[0] < self._ttl:
+            return self._catalog[1]
+        result = await _call("read subscribedSkus", self._client.subscribed_skus.get())
+        skus = tuple(_sku(s) for s in (result.value if result else None) or [])
+        self._catalog = (now, Catalog(skus))
+        return self._catalog[1]
+
+    async def get_user(self, user: str) -> UserFacts:
+        """Read a user by object id or UPN with only the properties planning needs."""
+        config = RequestConfiguration(
+            query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_SELECT)
+        )
+        found = await _call(f"read user {user}", self._client.users.by_user_id(user).get(config))
+        if found is None or not found.id:
+            raise UserNotFound(f"user {user} was not returned by Graph")
+        return _user_facts(found)
+
+    async def set_usage_location(self, user_id: str, location: str) -> None:
+        """PATCH the user's usageLocation (needs User.ReadWrite.All)."""
+        await _call(f"set usageLocation of {user_id}", self._client.users.by_user_id(user_id).patch(
+            User(usage_location=location)
+        ))  # fmt: skip
+
+    async def assign(self, user_id: str, add: Sequence[tuple[str, Iterable[str]]], remove: Sequence[str]) -> None:
+        """POST assignLicense with the full desired disabled set per SKU (Graph replaces, never merges)."""
+        body = AssignLicensePostRequestBody(
+            add_licenses=[
+                AssignedLicense(sku_id=uuid.UUID(sku), disabled_plans=[uuid.UUID(p) for p in sorted(plans)])
+                for sku, plans in add
+            ],
+            remove_licenses=[uuid.UUID(s) for s in remove],  # Graph requires the key even when empty
+        )
+        await _call(f"assign licenses to {user_id}", self._client.users.by_user_id(user_id).assign_license.post(body))
+
+    async def plan_states(self, user_id: str) -> tuple[ObservedLicense, ...]:
+        """Every SKU's plans with provisioningStatus; falls back to assignedPlans when licenseDetails is 403."""
+        try:
+            details = await _call(
+                f"read licenseDetails of {user_id}",
+                self._client.users.by_user_id(user_id).license_details.get(),
+            )
+        except AccessDenied:
+            log.info("licenseDetails refused for %s; reading assignedPlans instead", user_id)
+            config = RequestConfiguration(
+                query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=FALLBACK_SELECT)
+            )
+            user = await _call(f"read plans of {user_id}", self._client.users.by_user_id(user_id).get(config))
+            if user is None:
+                raise UserNotFound(f"user {user_id} was not returned by Graph") from None
+            return plans_from_user(user, await self.catalog())
+        return tuple(
+            ObservedLicense(
+                sku_id=str(d.sku_id).lower(),
+                part_number=d.sku_part_number or "",
+                plans=tuple(
+                    PlanState(str(p.service_plan_id).lower(), p.service_plan_name or "", p.provisioning_status or "")
+                    for p in d.service_plans or []
+                ),
+            )
+            for d in (details.value if details else None) or []
+        )
+
+
+async def _call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's return types are untyped for mypy
+    """Await one SDK call and translate its failures into our errors."""
+    try:
+        return await pending
+    except APIError as exc:
+        raise translate(exc, what) from None
+    except httpx.TimeoutException:
+        raise TransientError(f"Graph timed out while trying to {what}") from None
+    except httpx.TransportError as exc:
+        raise TransientError(f"Graph unreachable while trying to {what}: {type(exc).__name__}") from None
+
+
+def translate(exc: APIError, what: str) -> LicensingError:  # noqa: PLR0911  # a flat decision table
+    """Map a Graph error to permanent vs transient, keeping Graph's code and message."""
+    status = exc.response_status_code or 0
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) or "unknown"
+    message = getattr(error, "message", None) or str(exc)
+    text = f"Graph refused to {what}: {status} {code}: {message}"
+    lowered = message.lower()
+    if status == 404:
+        return UserNotFound(text)
+    if status in {401, 403}:
+        return AccessDenied(f"{text} (grant the app's identity the Graph permission this call needs)")
+    if status == 400 and "usage location" in lowered:
+        return UsageLocationMissing(text)
+    if status == 400 and "does not have any available licenses" in lowered:
+        return SeatsExhausted(text, part_numbers=())
+    if status in {408, 429} or status >= 500:
+        return TransientError(text)
+    if status == 400:
+        return AssignmentRejected(text)
+    return PermanentError(text)
+
+
+def _sku(s: Any) -> Sku:  # noqa: ANN401  # msgraph's SubscribedSku
+    prepaid = s.prepaid_units
+    return Sku(
+        id=str(s.sku_id).lower(),
+        part_number=s.sku_part_number or "",
+        plans=tuple(
+            ServicePlan(str(p.service_plan_id).lower(), p.service_plan_name or "", p.applies_to or "User")
+            for p in s.service_plans or []
+        ),
+        enabled=(prepaid.enabled or 0) if prepaid else 0,
+        consumed=s.consumed_units or 0,
+        suspended=(prepaid.suspended or 0) if prepaid else 0,
+        applies_to=s.applies_to or "User",
+    )
+
+
+def _user_facts(u: User) -> UserFacts:
+    attributes = {
+        "department": u.department,
+        "jobTitle": u.job_title,
+        "companyName": u.company_name,
+        "employeeType": u.employee_type,
+        "country": u.country,
+    }
+    states = u.license_assignment_states or []
+    if states:
+        held = tuple(
+            HeldLicense(
+                str(s.sku_id).lower(),
+                frozenset(str(p).lower() for p in s.disabled_plans or []),
+                str(s.assigned_by_group) if s.assigned_by_group else None,
+            )
+            for s in states
+        )
+    else:  # older tenants and some guest accounts show only assignedLicenses
+        held = tuple(
+            HeldLicense(str(a.sku_id).lower(), frozenset(str(p).lower() for p in a.disabled_plans or []))
+            for a in u.assigned_licenses or []
+        )
+    return UserFacts(
+        id=str(u.id),
+        user_principal_name=u.user_principal_name or str(u.id),
+        usage_location=u.usage_location or None,
+        account_enabled=u.account_enabled is not False,
+        attributes={k: v for k, v in attributes.items() if v},
+        licenses=held,
+    )

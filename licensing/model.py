@@ -1,0 +1,110 @@
+"""Plain data shared by the pure core and the adapters: no I/O, no SDK types."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PENDING_STATUSES = frozenset({"PendingInput", "PendingActivation", "PendingProvisioning"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePlan:
+    """One service plan of a SKU, as the tenant catalog lists it."""
+
+    id: str
+    name: str
+    applies_to: str = "User"
+
+
+@dataclass(frozen=True, slots=True)
+class Sku:
+    """A subscribed SKU with its plans and seat counts (from GET /subscribedSkus)."""
+
+    id: str
+    part_number: str
+    plans: tuple[ServicePlan, ...]
+    enabled: int
+    consumed: int
+    suspended: int = 0
+    applies_to: str = "User"
+
+    @property
+    def free(self) -> int:
+        """Seats that can still be assigned."""
+        return max(self.enabled - self.consumed, 0)
+
+    def plan_named(self, name: str) -> ServicePlan | None:
+        """The plan with this service plan name (case-insensitive), if the SKU has it."""
+        wanted = name.casefold()
+        return next((p for p in self.plans if p.name.casefold() == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Every SKU the tenant subscribes to."""
+
+    skus: tuple[Sku, ...]
+
+    def by_part_number(self, part_number: str) -> Sku | None:
+        """The SKU with this part number (case-insensitive), if the tenant has it."""
+        wanted = part_number.casefold()
+        return next((s for s in self.skus if s.part_number.casefold() == wanted), None)
+
+    def by_id(self, sku_id: str) -> Sku | None:
+        """The SKU with this id, if the tenant has it."""
+        wanted = sku_id.lower()
+        return next((s for s in self.skus if s.id.lower() == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldLicense:
+    """A license the user holds: direct when ``assigned_by_group`` is None."""
+
+    sku_id: str
+    disabled_plans: frozenset[str]
+    assigned_by_group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserFacts:
+    """What planning needs to know about a user."""
+
+    id: str
+    user_principal_name: str
+    usage_location: str | None
+    account_enabled: bool
+    attributes: Mapping[str, str] = field(default_factory=dict)
+    licenses: tuple[HeldLicense, ...] = ()
+
+    def direct(self, sku_id: str) -> HeldLicense | None:
+        """The user's direct assignment of this SKU, if any."""
+        return next(
+            (h for h in self.licenses if h.sku_id.lower() == sku_id.lower() and h.assigned_by_group is None),
+            None,
+        )
+
+    def via_group(self, sku_id: str) -> HeldLicense | None:
+        """A group-based assignment of this SKU, if any."""
+        return next(
+            (h for h in self.licenses if h.sku_id.lower() == sku_id.lower() and h.assigned_by_group),
+            None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PlanState:
+    """One service plan's observed provisioning status (licenseDetails' provisioningStatus)."""
+
+    plan_id: str
+    name: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObservedLicense:
+    """One SKU on the user with the provisioning status of each of its plans."""
+
+    sku_id: str
+    part_number: str
+    plans: tuple[PlanState, ...]

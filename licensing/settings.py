@@ -1,0 +1,166 @@
+"""Typed settings, read once from the environment (app settings in Azure, local.settings.json locally)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from licensing.errors import PermanentError
+
+GraphAuth = Literal["managed-identity", "default", "none"]
+GRAPH_AUTH_CHOICES: tuple[GraphAuth, ...] = ("managed-identity", "default", "none")
+STORAGE_SETTING = "AzureWebJobsStorage"
+APP_ROOT = Path(__file__).resolve().parent.parent
+
+
+# Field -> app setting, for every tunable whose type follows from its default.
+TUNABLES: dict[str, str] = {
+    "graph_timeout_seconds": "LICENSING_GRAPH_TIMEOUT_SECONDS",
+    "graph_retry_delay_seconds": "LICENSING_GRAPH_RETRY_DELAY_SECONDS",
+    "set_usage_location": "LICENSING_SET_USAGE_LOCATION",
+    "catalog_ttl_seconds": "LICENSING_CATALOG_TTL_SECONDS",
+    "verify_delay_seconds": "LICENSING_VERIFY_DELAY_SECONDS",
+    "verify_max_backoff_seconds": "LICENSING_VERIFY_MAX_BACKOFF_SECONDS",
+    "verify_deadline_minutes": "LICENSING_VERIFY_DEADLINE_MINUTES",
+    "blocked_retry_seconds": "LICENSING_BLOCKED_RETRY_SECONDS",
+    "blocked_max_attempts": "LICENSING_BLOCKED_MAX_ATTEMPTS",
+    "not_found_retry_seconds": "LICENSING_NOT_FOUND_RETRY_SECONDS",
+    "not_found_max_attempts": "LICENSING_NOT_FOUND_MAX_ATTEMPTS",
+}
+# Every app setting the code reads (the infra and local.settings.sample.json must list these).
+SETTING_NAMES: tuple[str, ...] = (
+    STORAGE_SETTING,
+    "LICENSING_POLICY_PATH",
+    "LICENSING_GRAPH_URL",
+    "LICENSING_GRAPH_AUTH",
+    "AZURE_CLIENT_ID",
+    *TUNABLES.values(),
+)
+
+
+class SettingsError(PermanentError):
+    """A setting is missing or invalid; the message names it and says how to fix it."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Either a connection string or identity-based service URIs (``AzureWebJobsStorage__*``)."""
+
+    connection_string: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting the app reads. Build it with :meth:`from_env`."""
+
+    storage: StorageSettings
+    policy_path: Path
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    graph_auth: GraphAuth = "managed-identity"
+    graph_client_id: str | None = None
+    graph_timeout_seconds: float = 30.0
+    graph_retry_delay_seconds: float = 3.0
+    set_usage_location: bool = True
+    catalog_ttl_seconds: float = 60.0
+    verify_delay_seconds: int = 60
+    verify_max_backoff_seconds: int = 3600
+    verify_deadline_minutes: int = 1440
+    blocked_retry_seconds: int = 900
+    blocked_max_attempts: int = 8
+    not_found_retry_seconds: int = 120
+    not_found_max_attempts: int = 3
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate settings; raise SettingsError naming the bad setting and the fix."""
+        env = os.environ if env is None else env
+        defaults = {f.name: f.default for f in fields(cls)}
+        graph_url = str(env.get("LICENSING_GRAPH_URL", defaults["graph_url"])).rstrip("/")
+        auth = env.get("LICENSING_GRAPH_AUTH", "managed-identity")
+        if auth not in GRAPH_AUTH_CHOICES:
+            raise SettingsError(
+                f"LICENSING_GRAPH_AUTH={auth!r} is not valid; use one of {', '.join(GRAPH_AUTH_CHOICES)}."
+            )
+        if auth == "none" and not _is_loopback_url(graph_url):
+            raise SettingsError(
+                "LICENSING_GRAPH_AUTH=none is only allowed with a loopback LICENSING_GRAPH_URL "
+                f"(an emulator), not {graph_url!r}; use managed-identity or default for a real tenant."
+            )
+        policy = Path(env.get("LICENSING_POLICY_PATH", "licensing-policy.json"))
+        tunables: dict[str, float | int | bool] = {}
+        for field_name, env_name in TUNABLES.items():
+            default = defaults[field_name]
+            if isinstance(default, bool):
+                tunables[field_name] = _flag(env, env_name, default=default)
+            elif isinstance(default, int):
+                tunables[field_name] = int(_number(env, env_name, default))
+            elif isinstance(default, float):
+                tunables[field_name] = _number(env, env_name, default)
+        return cls(
+            storage=_storage(env),
+            policy_path=policy if policy.is_absolute() else APP_ROOT / policy,
+            graph_url=graph_url,
+            graph_auth=auth,
+            graph_client_id=env.get("AZURE_CLIENT_ID") or None,
+            **tunables,  # type: ignore[arg-type]
+        )
+
+
+def _storage(env: Mapping[str, str]) -> StorageSettings:
+    conn = env.get(STORAGE_SETTING)
+    if conn:
+        return StorageSettings(connection_string=conn)
+    queue_uri = env.get(f"{STORAGE_SETTING}__queueServiceUri")
+    table_uri = env.get(f"{STORAGE_SETTING}__tableServiceUri")
+    if queue_uri and table_uri:
+        return StorageSettings(
+            queue_service_uri=queue_uri,
+            table_service_uri=table_uri,
+            client_id=env.get(f"{STORAGE_SETTING}__clientId") or None,
+        )
+    raise SettingsError(
+        f"{STORAGE_SETTING} is not set: give a connection string (UseDevelopmentStorage=true with Azurite) "
+        f"or identity-based {STORAGE_SETTING}__queueServiceUri and {STORAGE_SETTING}__tableServiceUri."
+    )
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default:g}.") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} must not be negative; set it to e.g. {default:g}.")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false.")
+
+
+def _is_loopback_url(url: str) -> bool:
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

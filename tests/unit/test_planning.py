@@ -1,0 +1,141 @@
+"""Pure planning: policy + user + catalog -> what to assign."""
+
+import pytest
+
+from licensing.errors import PolicyError, SeatsExhausted, UsageLocationMissing
+from licensing.model import HeldLicense, UserFacts
+from licensing.planning import plan_assignment
+from licensing.policy import Policy, parse_policy
+from tests.unit.catalog import EMS, EMSPREMIUM, INTUNE_A, INTUNE_A_D, INTUNE_EDU, RMS_S_PREMIUM, catalog
+
+
+def policy(**extra: object) -> Policy:
+    return parse_policy(
+        {
+            "rules": [
+                {"name": "exec", "match": {"department": "Executive"}, "licenses": [{"sku": "EMSPREMIUM"}]},
+                {"name": "edu", "match": {"department": "Teachers"}, "licenses": [{"sku": "INTUNE_EDU"}]},
+                {"name": "all", "match": "all", "licenses": [{"sku": "EMS", "disabledPlans": ["INTUNE_A"]}]},
+            ],
+            "companions": [{"sku": "INTUNE_EDU", "requires": ["INTUNE_A_D"]}],
+            **extra,
+        }
+    )
+
+
+def user(*licenses: HeldLicense, location: str | None = "US", **attributes: str) -> UserFacts:
+    return UserFacts("u1", "ada@contoso.example", location, True, attributes, licenses)
+
+
+def test_new_user_gets_ems_with_intune_disabled() -> None:
+    """The classic case: EMS assigned with exactly INTUNE_A disabled."""
+    plan = plan_assignment(user(), policy(), catalog())
+    assert plan.rule == "all"
+    [change] = plan.changes
+    assert change.before is None
+    assert change.desired.sku_id == EMS
+    assert change.desired.disabled_plan_ids == {INTUNE_A}
+    assert change.desired.disabled_plan_names == ("INTUNE_A",)
+    assert plan.usage_location is None
+
+
+def test_user_already_matching_is_a_no_op() -> None:
+    """Same SKU with the same disabled set: nothing to send."""
+    plan = plan_assignment(user(HeldLicense(EMS, frozenset({INTUNE_A.upper()}))), policy(), catalog())
+    assert plan.no_op
+    assert plan.changes == ()
+
+
+def test_different_disabled_set_is_replaced_with_the_full_desired_set() -> None:
+    """Graph replaces disabledPlans, so the change carries the whole desired set, not a delta."""
+    held = HeldLicense(EMS, frozenset({RMS_S_PREMIUM}))
+    [change] = plan_assignment(user(held), policy(), catalog()).changes
+    assert change.before == frozenset({RMS_S_PREMIUM})
+    assert change.desired.disabled_plan_ids == {INTUNE_A}
+
+
+def test_existing_sku_needs_no_free_seat() -> None:
+    """Re-assigning a SKU the user holds does not consume a seat, so zero free seats is fine."""
+    held = HeldLicense(EMS, frozenset())
+    [change] = plan_assignment(user(held), policy(), catalog(ems_free=0)).changes
+    assert change.before == frozenset()
+
+
+def test_no_free_seats_for_a_new_sku_blocks() -> None:
+    """A new SKU with no free seat raises SeatsExhausted naming it."""
+    with pytest.raises(SeatsExhausted) as caught:
+        plan_assignment(user(department="Executive"), policy(), catalog(premium_free=0))
+    assert caught.value.part_numbers == ("EMSPREMIUM",)
+
+
+def test_companion_sku_is_added_to_the_same_assignment() -> None:
+    """Intune for Education brings Intune A Direct along."""
+    plan = plan_assignment(user(department="Teachers"), policy(), catalog())
+    assert [c.desired.sku_id for c in plan.changes] == [INTUNE_EDU, INTUNE_A_D]
+
+
+def test_companion_without_seats_blocks_both() -> None:
+    """Both or neither: no seat for the companion means nothing is assigned."""
+    with pytest.raises(SeatsExhausted) as caught:
+        plan_assignment(user(department="Teachers"), policy(), catalog(device_free=0))
+    assert caught.value.part_numbers == ("INTUNE_A_D",)
+    assert "together or not at all" in caught.value.message
+
+
+def test_usage_location_comes_from_request_then_rule_then_policy_default() -> None:
+    """A user without usageLocation gets the first one known."""
+    nowhere = user(location=None)
+    assert plan_assignment(nowhere, policy(defaultUsageLocation="GB"), catalog()).usage_location == "GB"
+    plan = plan_assignment(nowhere, policy(defaultUsageLocation="GB"), catalog(), usage_location="DE")
+    assert plan.usage_location == "DE"
+
+
+def test_no_usage_location_anywhere_is_a_clear_error() -> None:
+    """Graph would refuse; we say which three places could provide one."""
+    with pytest.raises(UsageLocationMissing, match="defaultUsageLocation"):
+        plan_assignment(user(location=None), policy(), catalog())
+
+
+def test_existing_usage_location_is_left_alone() -> None:
+    """Only a missing usage location is set."""
+    assert plan_assignment(user(location="FR"), policy(defaultUsageLocation="US"), catalog()).usage_location is None
+
+
+def test_request_attributes_override_directory_attributes() -> None:
+    """HR data in the request is fresher than Entra's copy."""
+    plan = plan_assignment(
+        user(department="Sales"), policy(), catalog(premium_free=1), attributes={"department": "Executive"}
+    )
+    assert plan.rule == "exec"
+    assert plan.changes[0].desired.sku_id == EMSPREMIUM
+
+
+def test_group_assigned_license_is_not_fought() -> None:
+    """A SKU held through a group is left to the group: no direct assignment is planned."""
+    plan = plan_assignment(user(HeldLicense(EMS, frozenset(), assigned_by_group="g1")), policy(), catalog())
+    assert plan.changes == ()
+    assert [d.part_number for d in plan.held_by_group] == ["EMS"]
+    assert plan.managed == ()
+
+
+def test_unknown_sku_lists_what_the_tenant_has() -> None:
+    """A policy naming a SKU the tenant lacks is an error listing the tenant's SKUs."""
+    bad = parse_policy({"rules": [{"name": "r", "match": "all", "licenses": [{"sku": "SPE_E5"}]}]})
+    with pytest.raises(PolicyError, match=r"'SPE_E5'.*the tenant has: EMS, EMSPREMIUM, INTUNE_A_D, INTUNE_EDU"):
+        plan_assignment(user(), bad, catalog())
+
+
+def test_unknown_plan_lists_the_skus_plans() -> None:
+    """A disabled plan the SKU lacks is an error listing that SKU's plans."""
+    bad = parse_policy(
+        {"rules": [{"name": "r", "match": "all", "licenses": [{"sku": "EMS", "disabledPlans": ["INTUNE_B"]}]}]}
+    )
+    with pytest.raises(PolicyError, match=r"'INTUNE_B'.*EMS has: AAD_PREMIUM, ADALLOM_S_DISCOVERY"):
+        plan_assignment(user(), bad, catalog())
+
+
+def test_no_matching_rule_is_a_policy_error_showing_the_attributes() -> None:
+    """Without an "all" rule, an unmatched user is rejected with the attributes we saw."""
+    narrow = parse_policy({"rules": [{"name": "r", "match": {"department": "X"}, "licenses": [{"sku": "EMS"}]}]})
+    with pytest.raises(PolicyError, match="department='Sales'"):
+        plan_assignment(user(department="Sales"), narrow, catalog())

@@ -1,0 +1,80 @@
+"""Typed settings from the environment."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from licensing.settings import SETTING_NAMES, Settings, SettingsError
+
+BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+
+
+def test_defaults_point_at_real_graph_with_managed_identity() -> None:
+    """With only storage set, the app targets Graph v1.0 with its managed identity."""
+    settings = Settings.from_env(BASE)
+    assert settings.graph_url == "https://graph.microsoft.com/v1.0"
+    assert settings.graph_auth == "managed-identity"
+    assert settings.policy_path.name == "licensing-policy.json"
+    assert settings.set_usage_location is True
+
+
+def test_auth_none_is_refused_for_a_non_loopback_graph_url() -> None:
+    """Anonymous Graph access is only for a local emulator."""
+    with pytest.raises(SettingsError, match="only allowed with a loopback"):
+        Settings.from_env({**BASE, "LICENSING_GRAPH_AUTH": "none"})
+    for url in ("http://127.0.0.1:8080/v1.0", "http://localhost:1/v1.0", "http://[::1]:5/v1.0"):
+        assert (
+            Settings.from_env({**BASE, "LICENSING_GRAPH_AUTH": "none", "LICENSING_GRAPH_URL": url}).graph_auth == "none"
+        )
+
+
+def test_bad_values_name_the_setting_and_the_fix() -> None:
+    """Each invalid value names its setting."""
+    cases = {
+        "LICENSING_GRAPH_AUTH": ("password", "use one of managed-identity, default, none"),
+        "LICENSING_VERIFY_DELAY_SECONDS": ("soon", "LICENSING_VERIFY_DELAY_SECONDS='soon' is not a number"),
+        "LICENSING_SET_USAGE_LOCATION": ("maybe", "use true or false"),
+        "LICENSING_BLOCKED_RETRY_SECONDS": ("-1", "must not be negative"),
+    }
+    for name, (value, message) in cases.items():
+        with pytest.raises(SettingsError, match=message):
+            Settings.from_env({**BASE, name: value})
+
+
+def test_missing_storage_explains_both_ways_to_connect() -> None:
+    """No AzureWebJobsStorage: the error shows the connection-string and identity-based forms."""
+    with pytest.raises(SettingsError, match="__queueServiceUri"):
+        Settings.from_env({})
+
+
+def test_identity_based_storage_is_read() -> None:
+    """Managed-identity storage uses service URIs and an optional client id."""
+    settings = Settings.from_env(
+        {
+            "AzureWebJobsStorage__queueServiceUri": "https://acct.queue.core.windows.net",
+            "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+            "AzureWebJobsStorage__clientId": "abc",
+        }
+    )
+    assert settings.storage.connection_string is None
+    assert settings.storage.client_id == "abc"
+
+
+def test_tunables_are_typed_from_their_defaults() -> None:
+    """Integers stay integers, floats floats, flags booleans."""
+    settings = Settings.from_env(
+        {**BASE, "LICENSING_VERIFY_DELAY_SECONDS": "5", "LICENSING_GRAPH_TIMEOUT_SECONDS": "2.5",
+         "LICENSING_SET_USAGE_LOCATION": "false"}
+    )  # fmt: skip
+    assert settings.verify_delay_seconds == 5
+    assert isinstance(settings.verify_delay_seconds, int)
+    assert settings.graph_timeout_seconds == 2.5
+    assert settings.set_usage_location is False
+
+
+def test_sample_local_settings_list_every_setting_the_code_reads() -> None:
+    """local.settings.sample.json documents exactly the settings Settings reads."""
+    sample = json.loads((Path(__file__).resolve().parents[2] / "local.settings.sample.json").read_text())["Values"]
+    assert set(SETTING_NAMES) <= set(sample)
+    assert Settings.from_env(sample).graph_auth == "none"
