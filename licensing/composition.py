@@ -49,7 +49,9 @@ async def services() -> Services:
     loop = asyncio.get_running_loop()
     if _current is None or _current[0] is not loop:
         settings = Settings.from_env()
-        built = Services(settings, GraphGateway.from_settings(settings), Storage.from_settings(settings.storage))
+        built = Services(
+            settings, GraphGateway.from_settings(settings), Storage.from_settings(settings.require_storage())
+        )
         await built.storage.ensure_created()
         _current = (loop, built)
         log.info("services built (graph auth %s)", settings.graph_auth)

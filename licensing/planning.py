@@ -106,7 +106,22 @@ def plan_assignment(
     if rule is None:
         shown = ", ".join(f"{k}={facts[k]!r}" for k in sorted(facts) if facts[k]) or "no attributes"
         raise PolicyError(f'no policy rule matches this user ({shown}); add a rule or an "all" rule')
-    desired = desired_licenses(rule, policy, catalog)
+    fallback = usage_location or rule.usage_location or policy.default_usage_location
+    return plan_changes(user, desired_licenses(rule, policy, catalog), catalog, rule=rule.name, usage_location=fallback)
+
+
+def plan_changes(
+    user: UserFacts,
+    desired: tuple[DesiredLicense, ...],
+    catalog: Catalog,
+    *,
+    rule: str,
+    usage_location: str | None,
+) -> AssignmentPlan:
+    """Compare desired licenses with the user's direct ones; ``usage_location`` is used only if the user has none.
+
+    Raises UsageLocationMissing and SeatsExhausted (all-or-nothing across ``desired``).
+    """
     by_group = tuple(d for d in desired if user.direct(d.sku_id) is None and user.via_group(d.sku_id))
     changes: list[LicenseChange] = []
     for want in desired:
@@ -118,20 +133,20 @@ def plan_assignment(
             changes.append(LicenseChange(want, before))
     new_location = None
     if changes and not user.usage_location:
-        new_location = usage_location or rule.usage_location or policy.default_usage_location
+        new_location = usage_location
         if new_location is None:
             raise UsageLocationMissing(
                 f"{user.user_principal_name} has no usage location and neither the request, rule "
-                f"{rule.name!r} nor the policy's defaultUsageLocation gives one; set one of them"
+                f"{rule!r} nor the policy's defaultUsageLocation gives one; set one of them"
             )
     short = [c.desired.part_number for c in changes if c.before is None and _free(catalog, c.desired) <= 0]
     if short:
         raise SeatsExhausted(
             f"no free seats for {', '.join(short)}; nothing assigned to {user.user_principal_name} "
-            f"(SKUs of rule {rule.name!r} are assigned together or not at all)",
+            f"(SKUs of rule {rule!r} are assigned together or not at all)",
             part_numbers=tuple(short),
         )
-    return AssignmentPlan(rule.name, desired, tuple(changes), new_location, by_group)
+    return AssignmentPlan(rule, desired, tuple(changes), new_location, by_group)
 
 
 def _free(catalog: Catalog, want: DesiredLicense) -> int:

@@ -61,7 +61,7 @@ class StorageSettings:
 class Settings:
     """Every setting the app reads. Build it with :meth:`from_env`."""
 
-    storage: StorageSettings
+    storage: StorageSettings | None
     policy_path: Path
     graph_url: str = "https://graph.microsoft.com/v1.0"
     graph_auth: GraphAuth = "managed-identity"
@@ -113,8 +113,17 @@ class Settings:
             **tunables,  # type: ignore[arg-type]
         )
 
+    def require_storage(self) -> StorageSettings:
+        """The storage settings, or SettingsError saying how to give them (the CLI may run without)."""
+        if self.storage is None:
+            raise SettingsError(
+                f"{STORAGE_SETTING} is not set: give a connection string (UseDevelopmentStorage=true with "
+                f"Azurite) or identity-based {STORAGE_SETTING}__queueServiceUri and __tableServiceUri."
+            )
+        return self.storage
 
-def _storage(env: Mapping[str, str]) -> StorageSettings:
+
+def _storage(env: Mapping[str, str]) -> StorageSettings | None:
     conn = env.get(STORAGE_SETTING)
     if conn:
         return StorageSettings(connection_string=conn)
@@ -126,10 +135,7 @@ def _storage(env: Mapping[str, str]) -> StorageSettings:
             table_service_uri=table_uri,
             client_id=env.get(f"{STORAGE_SETTING}__clientId") or None,
         )
-    raise SettingsError(
-        f"{STORAGE_SETTING} is not set: give a connection string (UseDevelopmentStorage=true with Azurite) "
-        f"or identity-based {STORAGE_SETTING}__queueServiceUri and {STORAGE_SETTING}__tableServiceUri."
-    )
+    return None
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

@@ -48,10 +48,29 @@ class HostStats:
     poisoned: dict[str, int] = field(default_factory=dict)
 
 
+_indexed: dict[int, tuple[func.FunctionApp, list[Any]]] = {}
+
+
+def indexed_functions(app: func.FunctionApp) -> list[Any]:
+    """``app.get_functions()`` once per app object (a second call raises), as the worker indexes them."""
+    if id(app) not in _indexed:
+        _indexed[id(app)] = (app, app.get_functions())
+    return _indexed[id(app)][1]
+
+
+def user_function(app: func.FunctionApp, name: str) -> Callable[..., Awaitable[Any]]:
+    """The registered Python function behind a function name."""
+    for fn in indexed_functions(app):
+        if fn.get_function_name() == name:
+            found: Callable[..., Awaitable[Any]] = fn.get_user_function()
+            return found
+    raise KeyError(f"no function named {name!r} is registered")
+
+
 def queue_bindings(app: func.FunctionApp) -> list[QueueBinding]:
-    """The queue triggers of an app, as the worker indexes them (call once per app object)."""
+    """The queue triggers of an app."""
     found = []
-    for fn in app.get_functions():
+    for fn in indexed_functions(app):
         trigger = fn.get_trigger()
         if trigger is not None and trigger.get_dict_repr()["type"] == "queueTrigger":
             queue = trigger.get_dict_repr()["queueName"]

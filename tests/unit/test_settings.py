@@ -45,7 +45,7 @@ def test_bad_values_name_the_setting_and_the_fix() -> None:
 def test_missing_storage_explains_both_ways_to_connect() -> None:
     """No AzureWebJobsStorage: the error shows the connection-string and identity-based forms."""
     with pytest.raises(SettingsError, match="__queueServiceUri"):
-        Settings.from_env({})
+        Settings.from_env({}).require_storage()
 
 
 def test_identity_based_storage_is_read() -> None:
@@ -57,8 +57,8 @@ def test_identity_based_storage_is_read() -> None:
             "AzureWebJobsStorage__clientId": "abc",
         }
     )
-    assert settings.storage.connection_string is None
-    assert settings.storage.client_id == "abc"
+    assert settings.require_storage().connection_string is None
+    assert settings.require_storage().client_id == "abc"
 
 
 def test_tunables_are_typed_from_their_defaults() -> None:

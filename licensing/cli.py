@@ -1,0 +1,108 @@
+"""`licensing` / `python -m licensing`: the admin CLI (skus, assign, verify).
+
+Exit codes: 0 done / as expected; 1 verify found something not as expected; 2 bad command line;
+3 an expected failure (Graph refused, user unknown, bad policy or settings) printed as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from licensing import cli_render as render
+from licensing.errors import LicensingError
+from licensing.graph import GraphGateway
+from licensing.planning import DesiredLicense, plan_assignment, plan_changes, resolve
+from licensing.policy import LicenseSpec, load_policy
+from licensing.settings import Settings
+from licensing.verification import ExpectedLicense, verify_license
+
+EXIT_MISMATCH, EXIT_ERROR = 1, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line grammar."""
+    parser = argparse.ArgumentParser(prog="licensing", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    skus = sub.add_parser("skus", help="seats per SKU (like Get-MsolAccountSku)")
+    skus.add_argument("--plans", action="store_true", help="also list each SKU's service plans")
+    assign = sub.add_parser("assign", help="assign a SKU with exactly these plans disabled (-LicenseOptions)")
+    assign.add_argument("user", help="object id or userPrincipalName")
+    assign.add_argument("--sku", required=True, help="SKU part number, e.g. EMS")
+    assign.add_argument("--disable", action="append", default=[], metavar="PLAN", help="plan name; repeat")
+    assign.add_argument("--usage-location", help="ISO country code to set if the user has none")
+    assign.add_argument("--dry-run", action="store_true", help="print the Graph requests instead of sending")
+    verify = sub.add_parser("verify", help="every plan's provisioning status (like Licenses.ServiceStatus)")
+    verify.add_argument("user", help="object id or userPrincipalName")
+    for p in (skus, assign, verify):
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; expected failures print one line on stderr, never a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return asyncio.run(_run(args, settings))
+    except LicensingError as exc:
+        print(f"licensing {args.command}: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    graph = GraphGateway.from_settings(settings)
+    try:
+        command = {"skus": _skus, "assign": _assign, "verify": _verify}[args.command]
+        return await command(args, settings, graph)
+    finally:
+        await graph.close()
+
+
+async def _skus(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
+    catalog = await graph.catalog()
+    render.skus(catalog, plans=args.plans, as_json=args.json)
+    return 0
+
+
+async def _assign(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
+    user = await graph.get_user(args.user)
+    catalog = await graph.catalog()
+    desired = resolve(LicenseSpec(sku=args.sku, disabled_plans=tuple(args.disable)), catalog, rule="command line")
+    plan = plan_changes(user, (desired,), catalog, rule="command line", usage_location=args.usage_location)
+    requests: list[dict[str, Any]] = []
+    if plan.usage_location:
+        requests.append({"method": "PATCH", "url": f"/users/{user.id}", "body": {"usageLocation": plan.usage_location}})
+    if plan.changes:
+        body = {
+            "addLicenses": [
+                {"skuId": c.desired.sku_id, "disabledPlans": sorted(c.desired.disabled_plan_ids)} for c in plan.changes
+            ],
+            "removeLicenses": [],
+        }
+        requests.append({"method": "POST", "url": f"/users/{user.id}/assignLicense", "body": body})
+    if not args.dry_run:
+        if plan.usage_location:
+            await graph.set_usage_location(user.id, plan.usage_location)
+        if plan.changes:
+            await graph.assign(user.id, [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes], [])
+    render.assignment(user.user_principal_name, desired, plan, requests, dry_run=args.dry_run, as_json=args.json)
+    return 0
+
+
+async def _verify(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
+    user = await graph.get_user(args.user)
+    catalog = await graph.catalog()
+    plan = plan_assignment(user, load_policy(settings.policy_path), catalog)
+    observed = {o.sku_id: o for o in await graph.plan_states(user.id)}
+    expected: dict[str, DesiredLicense] = {d.sku_id: d for d in plan.managed}
+    verdicts = [
+        verify_license(ExpectedLicense(d.sku_id, d.part_number, d.disabled_plan_ids), observed.get(d.sku_id))
+        for d in expected.values()
+    ]
+    others = [o for sku_id, o in observed.items() if sku_id not in expected]
+    render.verification(user.user_principal_name, plan.rule, verdicts, others, as_json=args.json)
+    return 0 if all(v.outcome == "verified" for v in verdicts) else EXIT_MISMATCH

@@ -1,0 +1,105 @@
+"""Rendering for the CLI: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from licensing.model import Catalog, ObservedLicense
+from licensing.planning import AssignmentPlan, DesiredLicense
+from licensing.verification import LicenseVerdict
+
+LOW_SEATS = 5
+_STYLE = {"Success": "green", "Disabled": "dim", "Error": "red", "verified": "green", "failed": "red"}
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _json(data: object) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True, default=str))  # noqa: T201  # the CLI's output
+
+
+def _styled(text: str) -> str:
+    style = _STYLE.get(text, "yellow" if text.startswith("Pending") or text == "pending" else "")
+    return f"[{style}]{text}[/]" if style else text
+
+
+def skus(catalog: Catalog, *, plans: bool, as_json: bool) -> None:
+    """Seats per SKU; plans optional."""
+    if as_json:
+        _json([
+            {"skuId": s.id, "skuPartNumber": s.part_number, "enabled": s.enabled, "consumed": s.consumed,
+             "free": s.free, "suspended": s.suspended,
+             **({"servicePlans": [{"id": p.id, "name": p.name, "appliesTo": p.applies_to} for p in s.plans]}
+                if plans else {})}
+            for s in catalog.skus
+        ])  # fmt: skip
+        return
+    table = Table(title="Subscribed SKUs")
+    for column in ("SKU", "skuId", "enabled", "consumed", "free", "suspended", *(["plans"] if plans else [])):
+        table.add_column(column, justify="right" if column in {"enabled", "consumed", "free", "suspended"} else "left")
+    for s in catalog.skus:
+        free = f"[red]{s.free}[/]" if s.free < LOW_SEATS else str(s.free)
+        row = [s.part_number, s.id, str(s.enabled), str(s.consumed), free, str(s.suspended)]
+        table.add_row(*row, *([", ".join(p.name for p in s.plans)] if plans else []))
+    _console().print(table)
+
+
+def assignment(
+    upn: str, desired: DesiredLicense, plan: AssignmentPlan, requests: list[dict[str, Any]], *, dry_run: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """What assign did (or would do)."""
+    if as_json:
+        _json({"user": upn, "sku": desired.part_number, "disabledPlans": list(desired.disabled_plan_names),
+               "changed": not plan.no_op, "dryRun": dry_run, "requests": requests})  # fmt: skip
+        return
+    console = _console()
+    if plan.no_op:
+        console.print(f"{upn} already has {desired.part_number} with exactly these plans disabled; nothing sent.")
+        return
+    if plan.held_by_group:
+        console.print(f"{upn} holds {desired.part_number} through a group; not changed here.")
+        return
+    verb = "Would send" if dry_run else "Sent"
+    for request in requests:
+        console.print(f"{verb} {request['method']} {request['url']}")
+        console.print_json(json.dumps(request["body"]))
+    disabled = ", ".join(desired.disabled_plan_names) or "none"
+    if not dry_run:
+        console.print(f"[green]{desired.part_number} assigned to {upn}[/] (disabled: {disabled})")
+
+
+def verification(
+    upn: str, rule: str, verdicts: Sequence[LicenseVerdict], others: Sequence[ObservedLicense], *, as_json: bool
+) -> None:
+    """A ServiceStatus table per SKU."""
+    if as_json:
+        _json({
+            "user": upn, "rule": rule,
+            "licenses": [{"sku": v.part_number, "outcome": v.outcome, "reason": v.reason,
+                          "plans": [{"name": c.name, "status": c.status, "expected": c.expected} for c in v.checks]}
+                         for v in verdicts],
+            "unmanaged": [{"sku": o.part_number, "plans": {p.name: p.status for p in o.plans}} for o in others],
+        })  # fmt: skip
+        return
+    console = _console()
+    for v in verdicts:
+        table = Table(title=f"{upn}: {v.part_number} ({_styled(v.outcome)}, rule {rule})")
+        for column in ("ServicePlan", "ProvisioningStatus", "Expected"):
+            table.add_column(column)
+        for c in v.checks:
+            table.add_row(c.name, _styled(c.status), c.expected)
+        console.print(table)
+        if v.outcome != "verified":
+            console.print(f"  {v.reason}")
+    for o in others:
+        console.print(
+            f"{o.part_number} (not named by the policy): " + ", ".join(f"{p.name}={p.status}" for p in o.plans)
+        )

@@ -1,0 +1,77 @@
+"""Shared fixtures: a real Azurite per session, an emulated Graph tenant per test, app settings wired to both."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from licensing import composition
+from licensing.composition import Services
+from licensing.dev.azurite import Azurite
+from licensing.dev.tenant import EmulatedTenant, TenantState
+from licensing.storage import EVENTS_TABLE, QUEUES, STATUS_TABLE
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    """One in-memory Azurite on free loopback ports for the whole run."""
+    with Azurite() as running:
+        yield running
+
+
+async def wipe_storage(connection_string: str) -> None:
+    """Empty our queues and drop our tables so each test starts clean."""
+    async with QueueServiceClient.from_connection_string(connection_string) as queues:
+        for name in QUEUES:
+            with contextlib.suppress(ResourceNotFoundError):
+                await queues.get_queue_client(name).clear_messages()
+    async with TableServiceClient.from_connection_string(connection_string) as tables:
+        for name in (STATUS_TABLE, EVENTS_TABLE):
+            await tables.delete_table(name)
+
+
+@pytest.fixture
+async def tenant() -> AsyncIterator[EmulatedTenant]:
+    """The shipped demo tenant, provisioning instantly unless a test says otherwise."""
+    async with EmulatedTenant(state=TenantState.default(provisioning_delay=0)) as running:
+        yield running
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, tenant: EmulatedTenant) -> dict[str, str]:
+    """App settings pointing at Azurite and the emulated tenant, with test-speed delays."""
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "LICENSING_GRAPH_URL": tenant.base_url,
+        "LICENSING_GRAPH_AUTH": "none",
+        "LICENSING_POLICY_PATH": str(REPO / "licensing-policy.json"),
+        "LICENSING_GRAPH_RETRY_DELAY_SECONDS": "0",
+        "LICENSING_CATALOG_TTL_SECONDS": "0",
+        "LICENSING_VERIFY_DELAY_SECONDS": "1",
+        "LICENSING_VERIFY_MAX_BACKOFF_SECONDS": "2",
+        "LICENSING_BLOCKED_RETRY_SECONDS": "1",
+        "LICENSING_BLOCKED_MAX_ATTEMPTS": "2",
+        "LICENSING_NOT_FOUND_RETRY_SECONDS": "1",
+        "LICENSING_NOT_FOUND_MAX_ATTEMPTS": "2",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+async def services(app_env: dict[str, str], azurite: Azurite) -> AsyncIterator[Services]:
+    """The app's own composition root, built from the environment above, on clean storage."""
+    await wipe_storage(azurite.connection_string)
+    await composition.reset()
+    built = await composition.services()
+    yield built
+    await composition.reset()
