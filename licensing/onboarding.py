@@ -82,10 +82,11 @@ async def _onboard(request: OnboardRequest, services: Services) -> Handled:  # n
                 "set usageLocation on the user or turn the setting on (needs User.ReadWrite.All)",
             )  # fmt: skip
         await graph.set_usage_location(user.id, plan.usage_location)
-        await record(
-            services, user_key=user.id, upn=user.user_principal_name, outcome="assigned", kind="UsageLocationSet",
-            reason=f"usageLocation set to {plan.usage_location}", request_id=request.request_id,
-            source=request.source, rule=plan.rule,
+        await services.storage.append_event(
+            AuditEvent(
+                user.id, "UsageLocationSet", request.request_id, request.source, rule=plan.rule,
+                detail=f"usageLocation set to {plan.usage_location}", at=services.clock(),
+            )
         )  # fmt: skip
     try:
         await graph.assign(user.id, [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes], [])

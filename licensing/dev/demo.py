@@ -95,11 +95,15 @@ async def run_demo(console: Console) -> list[StatusRecord]:
 
 def render(rows: list[StatusRecord], console: Console) -> None:
     """One line per user and SKU: disabled plans, each plan's status, outcome."""
-    table = Table(title="Onboarding results (LicenseStatus table)", show_lines=True)
-    for column in ("User", "SKU", "Disabled plans", "Plan statuses", "Outcome", "Reason"):
+    table = Table(title="Onboarding results (LicenseStatus table)", show_lines=True, expand=False)
+    table.add_column("User", no_wrap=True)
+    for column in ("SKU", "Disabled plans", "Plan statuses", "Outcome", "Reason"):
         table.add_column(column, overflow="fold")
     for row in sorted(rows, key=lambda r: (r.user_principal_name or r.user_key, r.sku)):
-        plans = "\n".join(f"{name}: {status}" for name, status in sorted(row.plan_statuses.items()))
+        by_status: dict[str, list[str]] = {}
+        for name, status in sorted(row.plan_statuses.items()):
+            by_status.setdefault(status, []).append(name)
+        plans = "\n".join(f"{status}: {', '.join(names)}" for status, names in sorted(by_status.items()))
         colour = COLOURS.get(row.outcome, "")
         table.add_row(
             row.user_principal_name or row.user_key, row.sku, ", ".join(row.disabled_plans) or "-", plans or "-",
@@ -115,7 +119,7 @@ def render(rows: list[StatusRecord], console: Console) -> None:
 def main() -> None:
     """Entry point of `python -m licensing.dev.demo`."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    console = Console(width=200)
+    console = Console(width=180)
     render(asyncio.run(run_demo(console)), console)
 
 

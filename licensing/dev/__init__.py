@@ -1,0 +1,1 @@
+"""Development and test tools: never deployed (excluded in .funcignore)."""

@@ -1,0 +1,112 @@
+"""The emulator's own controls under /_emulator: not Graph, and never subject to injected faults.
+
+GET  /_emulator/health           {"status": "ok", ...}
+GET  /_emulator/stats            request counters by route, faults, writes, seats per SKU
+POST /_emulator/faults           {"throttle_rate": 0.2, "retry_after": 2, ...} -> the faults now in force
+POST /_emulator/users            a seed-style user (userPrincipalName, displayName, licenses...) -> 201
+POST /_emulator/reset-counters   204
+POST /_emulator/plan-status      {"user": id-or-upn, "plan": "INTUNE_A", "status": "Error" | null}
+POST /_emulator/settings         {"provisioning_delay": 0}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from licensing.dev.tenant.graph_api import Context
+from licensing.dev.tenant.model import GraphError
+from licensing.dev.tenant.seed import user_fields
+from licensing.dev.tenant.views import ALL_PROPERTIES, render_user
+
+AdminHandler = Callable[[Context, dict[str, Any]], web.Response]
+
+
+def add_admin_routes(app: web.Application, ctx: Context) -> None:
+    """Register the /_emulator endpoints for one tenant."""
+
+    def wrap(handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            try:
+                return handler(ctx, await _json_object(request))
+            except (ValueError, KeyError, TypeError, GraphError) as exc:
+                message = exc.message if isinstance(exc, GraphError) else str(exc)
+                return web.json_response({"error": {"code": "BadRequest", "message": message}}, status=400)
+
+        return endpoint
+
+    app.router.add_get("/_emulator/health", wrap(_health))
+    app.router.add_get("/_emulator/stats", wrap(_stats))
+    app.router.add_post("/_emulator/faults", wrap(_faults))
+    app.router.add_post("/_emulator/users", wrap(_create_user))
+    app.router.add_post("/_emulator/reset-counters", wrap(_reset))
+    app.router.add_post("/_emulator/plan-status", wrap(_plan_status))
+    app.router.add_post("/_emulator/settings", wrap(_settings))
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    body = await request.json() if request.can_read_body else {}
+    if not isinstance(body, dict):
+        raise TypeError("the body must be a JSON object")
+    return body
+
+
+def _health(ctx: Context, _: dict[str, Any]) -> web.Response:
+    return web.json_response({"status": "ok", "tenantId": ctx.state.tenant_id, "users": len(ctx.state.users)})
+
+
+def _stats(ctx: Context, _: dict[str, Any]) -> web.Response:
+    state = ctx.state
+    skus = [
+        {
+            "skuId": s.id,
+            "skuPartNumber": s.part_number,
+            "enabled": s.enabled,
+            "consumed": state.consumed_units(s.id),
+            "free": state.free_units(s.id),
+        }
+        for s in state.skus.values()
+    ]
+    return web.json_response({
+        "requests": dict(state.requests),
+        "faulted": dict(state.faulted),
+        "writes": dict(state.writes),
+        "users": len(state.users),
+        "skus": skus,
+        "faults": ctx.faults.as_dict(),
+        "provisioningDelay": state.provisioning_delay,
+    })  # fmt: skip
+
+
+def _faults(ctx: Context, body: dict[str, Any]) -> web.Response:
+    ctx.faults.update(body)
+    return web.json_response(ctx.faults.as_dict())
+
+
+def _create_user(ctx: Context, body: dict[str, Any]) -> web.Response:
+    user = ctx.state.add_user(**user_fields(body, ctx.state.skus, now=ctx.state.clock()))
+    ctx.state.writes["createUser"] += 1
+    return web.json_response(render_user(ctx.state, user, ALL_PROPERTIES), status=201)
+
+
+def _reset(ctx: Context, _: dict[str, Any]) -> web.Response:
+    ctx.state.reset_counters()
+    return web.Response(status=204)
+
+
+def _plan_status(ctx: Context, body: dict[str, Any]) -> web.Response:
+    status = body.get("status")
+    if status is not None and not isinstance(status, str):
+        raise ValueError("status must be a string or null")
+    ctx.state.force_status(str(body["user"]), str(body["plan"]), status)
+    return web.Response(status=204)
+
+
+def _settings(ctx: Context, body: dict[str, Any]) -> web.Response:
+    delay = body.get("provisioning_delay")
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+        raise ValueError("provisioning_delay must be a number of seconds >= 0")
+    ctx.state.provisioning_delay = float(delay)
+    return web.json_response({"provisioning_delay": ctx.state.provisioning_delay})

@@ -1,0 +1,209 @@
+"""The Graph v1.0 endpoints, independent of aiohttp so plain requests and $batch sub-requests share them.
+
+A request is routed by method and path template, counted under ``"METHOD /template"``, given its
+injected fault if it draws one, and otherwise answered by its handler. GraphErrors become Graph's
+error body: ``{"error": {"code", "message", "innerError": {"date", "request-id", "client-request-id"}}}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from licensing.dev.tenant.faults import Fault, Faults
+from licensing.dev.tenant.model import GraphError, new_id
+from licensing.dev.tenant.query import compile_filter, offset_of, parse_top, skiptoken
+from licensing.dev.tenant.state import TenantState
+from licensing.dev.tenant.views import parse_select, render_sku, render_user, users_context
+
+JSON_ODATA = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphRequest:
+    """One Graph request: ``path`` is below /v1.0 and percent-decoded; header names are lower-case."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+    base_url: str
+    client_request_id: str
+
+
+@dataclass(slots=True)
+class GraphResponse:
+    """Status, JSON body (None for 204) and extra headers of one Graph answer."""
+
+    status: int
+    body: dict[str, Any] | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Context:
+    """What every handler may consult."""
+
+    state: TenantState
+    faults: Faults
+
+
+Handler = Callable[[Context, GraphRequest, Mapping[str, str]], GraphResponse]
+
+
+def error_response(error: GraphError, request_id: str, client_request_id: str) -> GraphResponse:
+    """Graph's error body for a refusal."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None).isoformat()
+    inner = {"date": now, "request-id": request_id, "client-request-id": client_request_id}
+    body = {"error": {"code": error.code, "message": error.message, "innerError": inner}}
+    headers = {"Content-Type": "application/json", "request-id": request_id, "client-request-id": client_request_id}
+    return GraphResponse(error.status, body, headers)
+
+
+def _fault_error(fault: Fault, state: TenantState) -> GraphError:
+    if fault is Fault.THROTTLED:
+        return GraphError(
+            429,
+            "TooManyRequests",
+            f"Too many requests from Identifier:{state.tenant_id} under category:throttle.aad.ags. "
+            "Please try again later.",
+        )
+    return GraphError(503, "serviceNotAvailable", "The service is not available. Try the request again after a delay.")
+
+
+def _ok(body: dict[str, Any], status: int = 200) -> GraphResponse:
+    return GraphResponse(status, body, {"Content-Type": JSON_ODATA, "OData-Version": "4.0"})
+
+
+def _json_body(req: GraphRequest) -> dict[str, Any]:
+    try:
+        parsed = json.loads(req.body or b"null")
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise GraphError(
+            400,
+            "BadRequest",
+            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of "
+            "valid JSON format.",
+        )
+    return parsed
+
+
+def list_skus(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphResponse:
+    """GET /subscribedSkus (no $filter: Graph has none for this collection)."""
+    if "$filter" in req.query:
+        raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
+    value = [render_sku(ctx.state, sku) for sku in ctx.state.skus.values()]
+    return _ok({"@odata.context": f"{req.base_url}/$metadata#subscribedSkus", "value": value})
+
+
+def list_users(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphResponse:
+    """GET /users with $select, $filter, $top, $skiptoken paging and $count (needs ConsistencyLevel)."""
+    select = parse_select(req.query.get("$select"))
+    top = parse_top(req.query.get("$top"))
+    wants_count = req.query.get("$count", "").lower() == "true"
+    if wants_count and req.headers.get("consistencylevel", "").lower() != "eventual":
+        raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
+    keep = compile_filter(req.query.get("$filter"))
+    matching = [u for u in ctx.state.users.values() if keep(u)]
+    start = offset_of(req.query.get("$skiptoken"))
+    page = matching[start : start + top]
+    body: dict[str, Any] = {"@odata.context": users_context(req.base_url, select, entity=False)}
+    if wants_count:
+        body["@odata.count"] = len(matching)
+    if start + top < len(matching):
+        params = {k: v for k, v in req.query.items() if k != "$skiptoken"} | {"$skiptoken": skiptoken(start + top)}
+        body["@odata.nextLink"] = f"{req.base_url}/users?{urlencode(params, quote_via=quote, safe='$,')}"
+    body["value"] = [render_user(ctx.state, u, select) for u in page]
+    return _ok(body)
+
+
+def get_user(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
+    """GET /users/{id | userPrincipalName} with $select (Graph's default property set without it)."""
+    select = parse_select(req.query.get("$select"))
+    user = ctx.state.user(params["id"])
+    body = {"@odata.context": users_context(req.base_url, select, entity=True)}
+    return _ok(body | render_user(ctx.state, user, select))
+
+
+def patch_user(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
+    """PATCH /users/{id}: 204 No Content."""
+    ctx.state.set_user(params["id"], _json_body(req))
+    return GraphResponse(204, None)
+
+
+def assign_license(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
+    """POST /users/{id}/assignLicense: 200 with the user (default property set)."""
+    body = _json_body(req)
+    user = ctx.state.assign_license(params["id"], body.get("addLicenses"), body.get("removeLicenses"))
+    context = {"@odata.context": users_context(req.base_url, None, entity=True)}
+    return _ok(context | render_user(ctx.state, user, None))
+
+
+def license_details(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
+    """GET /users/{id}/licenseDetails, or 403 when the fault says the app lacks the permission."""
+    if ctx.faults.license_details_forbidden:
+        raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+    user = ctx.state.user(params["id"])
+    context = f"{req.base_url}/$metadata#users('{user.id}')/licenseDetails"
+    return _ok({"@odata.context": context, "value": ctx.state.license_details(user)})
+
+
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("GET", "/subscribedSkus", list_skus),
+    ("GET", "/users", list_users),
+    ("GET", "/users/{id}", get_user),
+    ("PATCH", "/users/{id}", patch_user),
+    ("POST", "/users/{id}/assignLicense", assign_license),
+    ("GET", "/users/{id}/licenseDetails", license_details),
+)
+_COMPILED = [
+    (method, template, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"), handler)
+    for method, template, handler in ROUTES
+]
+
+
+def route(method: str, path: str) -> tuple[str, Handler, dict[str, str]]:
+    """The route template, handler and path parameters for a request, or Graph's refusal."""
+    allowed = False
+    for route_method, template, pattern, handler in _COMPILED:
+        found = pattern.match(path.rstrip("/") or "/")
+        if found and route_method == method.upper():
+            return template, handler, found.groupdict()
+        allowed = allowed or bool(found)
+    if allowed:
+        raise GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for the request target.")
+    segment = next((s for s in reversed(path.split("/")) if s), "")  # the segment no route knows
+    raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+
+
+def dispatch(ctx: Context, req: GraphRequest) -> GraphResponse:
+    """Answer one Graph request (never raises): count it, apply its fault, run its handler."""
+    request_id = new_id()
+    try:
+        template, handler, params = route(req.method, req.path)
+    except GraphError as exc:
+        ctx.state.requests[f"{req.method.upper()} (no route)"] += 1
+        response = error_response(exc, request_id, req.client_request_id)
+    else:
+        key = f"{req.method.upper()} {template}"
+        ctx.state.requests[key] += 1
+        fault = ctx.faults.draw()
+        try:
+            if fault is not None:
+                ctx.state.faulted[key] += 1
+                raise _fault_error(fault, ctx.state)
+            response = handler(ctx, req, params)
+        except GraphError as exc:
+            response = error_response(exc, request_id, req.client_request_id)
+            if fault is not None:
+                response.headers["Retry-After"] = str(ctx.faults.retry_after)
+    response.headers |= {"request-id": request_id, "client-request-id": req.client_request_id}
+    return response

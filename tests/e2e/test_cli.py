@@ -1,0 +1,147 @@
+"""The admin CLI as an admin runs it: a real process against the emulated tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from licensing.cli import main
+from licensing.dev.tenant import EmulatedTenant
+from tests.conftest import REPO
+from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
+
+
+def cli_env(tenant: EmulatedTenant) -> dict[str, str]:
+    """Settings an admin would export to point the CLI at this tenant."""
+    return {
+        "LICENSING_GRAPH_URL": tenant.base_url,
+        "LICENSING_GRAPH_AUTH": "none",
+        "LICENSING_GRAPH_RETRY_DELAY_SECONDS": "0",
+        "LICENSING_POLICY_PATH": str(REPO / "licensing-policy.json"),
+    }
+
+
+@pytest.fixture
+def cli(
+    tenant: EmulatedTenant, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Awaitable[tuple[int, str, str]]]:
+    """Run the CLI's main() in a worker thread (it owns its event loop) while this loop serves the tenant."""
+    for key, value in cli_env(tenant).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AzureWebJobsStorage", raising=False)
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = await asyncio.to_thread(main, list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+Cli = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+async def test_console_script_runs_as_a_process(tenant: EmulatedTenant) -> None:
+    """`python -m licensing skus --json` in its own process lists the tenant's SKUs."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "licensing", "skus", "--json", env={**os.environ, **cli_env(tenant)}, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0
+    assert {s["skuPartNumber"] for s in json.loads(out)} >= {"EMS", "EMSPREMIUM", "INTUNE_EDU", "INTUNE_A_D"}
+
+
+async def test_skus_json_lists_seats_like_get_msolaccountsku(tenant: EmulatedTenant, cli: Cli) -> None:
+    """`skus --json` gives enabled / consumed / free per SKU, matching the tenant."""
+    code, out, _ = await cli("skus", "--json", "--plans")
+    assert code == 0
+    skus = {s["skuPartNumber"]: s for s in json.loads(out)}
+    assert skus["EMS"]["free"] == tenant.state.free_units(EMS)
+    assert skus["EMSPREMIUM"]["free"] == 0
+    assert "INTUNE_A" in {p["name"] for p in skus["EMS"]["servicePlans"]}
+
+
+async def test_skus_table_is_human_readable(tenant: EmulatedTenant, cli: Cli) -> None:
+    """Without --json a table names each SKU."""
+    code, out, _ = await cli("skus")
+    assert code == 0
+    assert "EMSPREMIUM" in out
+    assert "Subscribed SKUs" in out
+
+
+async def test_assign_dry_run_prints_the_exact_graph_bodies_and_sends_nothing(tenant: EmulatedTenant, cli: Cli) -> None:
+    """--dry-run shows PATCH usageLocation and assignLicense bodies; the tenant is untouched."""
+    user = hire(tenant, "dry", location=None)
+    code, out, _ = await cli("assign", user.user_principal_name, "--sku", "EMS", "--disable", "INTUNE_A",
+        "--usage-location", "FR", "--dry-run", "--json",
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(out)
+    assert result["requests"] == [
+        {"method": "PATCH", "url": f"/users/{user.id}", "body": {"usageLocation": "FR"}},
+        {"method": "POST", "url": f"/users/{user.id}/assignLicense",
+         "body": {"addLicenses": [{"skuId": EMS, "disabledPlans": [INTUNE_A]}], "removeLicenses": []}},
+    ]  # fmt: skip
+    assert tenant.state.requests[ASSIGN] == 0
+    assert user.usage_location is None
+
+
+async def test_assign_names_the_whole_disabled_set_like_license_options(tenant: EmulatedTenant, cli: Cli) -> None:
+    """Assigning again with other --disable plans replaces the set, as -LicenseOptions did."""
+    user = hire(tenant, "opts")
+    assert (await cli("assign", user.user_principal_name, "--sku", "EMS", "--disable", "INTUNE_A"))[0] == 0
+    code, out, _ = await cli("assign", user.user_principal_name, "--sku", "EMS", "--disable", "RMS_S_PREMIUM")
+    assert code == 0
+    assert "EMS assigned" in out
+    [held] = user.assignments
+    assert held.disabled_plans == [RMS_S_PREMIUM]
+
+
+async def test_verify_exits_zero_when_every_plan_matches_the_policy(tenant: EmulatedTenant, cli: Cli) -> None:
+    """ServiceStatus as expected (INTUNE_A Disabled, rest Success) -> exit 0 and a table."""
+    user = hire(tenant, "good")
+    await cli("assign", user.user_principal_name, "--sku", "EMS", "--disable", "INTUNE_A")
+    code, out, _ = await cli("verify", user.user_principal_name)
+    assert code == 0, out
+    assert "INTUNE_A" in out
+    assert "Disabled" in out
+
+
+async def test_verify_exits_one_when_a_plan_is_not_as_expected(tenant: EmulatedTenant, cli: Cli) -> None:
+    """INTUNE_A enabled although the policy disables it -> exit 1, reason in JSON."""
+    user = hire(tenant, "drift")
+    await cli("assign", user.user_principal_name, "--sku", "EMS")
+    code, out, _ = await cli("verify", user.user_principal_name, "--json")
+    assert code == 1
+    [lic] = json.loads(out)["licenses"]
+    assert lic["outcome"] == "failed"
+    assert "INTUNE_A is Success (expected Disabled)" in lic["reason"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["assign", "nobody@contoso.onmicrosoft.com", "--sku", "EMS"], "Request_ResourceNotFound"),
+        (["assign", "{upn}", "--sku", "SPE_E5"], "the tenant has: EMS, EMSPREMIUM"),
+        (["assign", "{upn}", "--sku", "EMS", "--disable", "INTUNE_B"], "EMS has: AAD_PREMIUM"),
+        (["assign", "{upn}", "--sku", "EMSPREMIUM"], "no free seats for EMSPREMIUM"),
+    ],
+    ids=["unknown-user", "unknown-sku", "unknown-plan", "no-seats"],
+)
+async def test_expected_failures_print_one_line_and_exit_3(
+    tenant: EmulatedTenant, cli: Cli, args: list[str], message: str
+) -> None:
+    """No traceback: one line naming the problem, exit code 3."""
+    user = hire(tenant, "fails")
+    code, _out, err = await cli(*[a.format(upn=user.user_principal_name) for a in args])
+    assert code == 3
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
