@@ -41,8 +41,12 @@ async def onboard(body: str, services: Services, *, message_id: str = "", delive
         return Handled("rejected", exc.message)
     try:
         return await _onboard(request, services)
-    except PermanentError:
-        raise  # _onboard records every permanent error itself; reaching here is a bug worth a retry
+    except PermanentError as exc:  # e.g. the app lacks a Graph permission: retrying cannot help
+        await record(
+            services, user_key=request.user.lower(), upn=request.user, outcome="failed", kind="AssignmentFailed",
+            reason=exc.message, request_id=request.request_id, source=request.source, attempts=request.attempt + 1,
+        )  # fmt: skip
+        return Handled("failed", exc.message)
     except Exception as exc:
         await note_failed_attempt(
             services,
@@ -92,7 +96,7 @@ async def _onboard(request: OnboardRequest, services: Services) -> Handled:  # n
         await graph.assign(user.id, [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes], [])
     except SeatsExhausted as exc:  # the cached catalog was optimistic; Graph has the last word
         await graph.catalog(fresh=True)
-        return await _blocked(request, user, services, exc, plan.changes[0].desired.part_number)
+        return await _blocked(request, user, services, exc, tuple(c.desired.part_number for c in plan.changes))
     except PermanentError as exc:
         for change in plan.changes:
             await record(
@@ -167,10 +171,11 @@ async def _user_missing(request: OnboardRequest, services: Services, exc: UserNo
             f"user {request.user} not found (new accounts take a moment to replicate); "
             f"retry {request.attempt + 2} of {settings.not_found_max_attempts} in {delay} s"
         )
-        await record(
-            services, user_key=key, upn=request.user, outcome="pending", kind="RequestDeferred", reason=reason,
-            request_id=request.request_id, source=request.source, attempts=request.attempt + 1,
-        )  # fmt: skip
+        # An event, not a status row: once the user appears, rows are keyed by object id, and a
+        # "pending" row under the UPN would linger after the user was licensed.
+        await services.storage.append_event(
+            AuditEvent(key, "RequestDeferred", request.request_id, request.source, detail=reason, at=services.clock())
+        )
         return Handled("deferred", reason)
     reason = f"user {request.user} does not exist in the tenant (checked {settings.not_found_max_attempts} times)"
     await record(
@@ -190,7 +195,7 @@ async def _rejected(request: OnboardRequest, user: UserFacts, services: Services
 
 
 async def _blocked(
-    request: OnboardRequest, user: UserFacts, services: Services, exc: SeatsExhausted, fallback_sku: str = ""
+    request: OnboardRequest, user: UserFacts, services: Services, exc: SeatsExhausted, skus: tuple[str, ...] = ()
 ) -> Handled:
     settings = services.settings
     attempt = request.attempt + 1
@@ -202,10 +207,10 @@ async def _blocked(
         reason = (
             f"{exc.message}; stopped re-checking after {attempt} attempts: free or buy seats, then requeue the request"
         )
-    for sku in exc.part_numbers or (fallback_sku,):
+    for sku in exc.part_numbers or skus or ("-",):
         await record(
             services, user_key=user.id, upn=user.user_principal_name, outcome="blocked", kind="AssignmentBlocked",
-            reason=reason, request_id=request.request_id, source=request.source, sku=sku or "-", attempts=attempt,
+            reason=reason, request_id=request.request_id, source=request.source, sku=sku, attempts=attempt,
         )  # fmt: skip
     return Handled("blocked", reason)
 

@@ -119,6 +119,8 @@ def render(rows: list[StatusRecord], console: Console) -> None:
 def main() -> None:
     """Entry point of `python -m licensing.dev.demo`."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # azure-functions warns at import that queue functions have no HTTP auth level: true and irrelevant here
+    logging.getLogger().addFilter(lambda record: "Auth level is not applied" not in record.getMessage())
     console = Console(width=180)
     render(asyncio.run(run_demo(console)), console)
 

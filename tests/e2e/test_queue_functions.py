@@ -128,8 +128,10 @@ async def test_no_free_seats_is_blocked_and_rechecked_later_not_poisoned(
 async def test_unknown_user_is_retried_for_replication_lag_then_rejected(services: Services) -> None:
     """A 404 user is retried once (new accounts replicate late), then recorded rejected with the reason."""
     await invoke("onboard", request("ghost@contoso.onmicrosoft.com", request_id="r-ghost"))
-    first = (await statuses(services, "ghost@contoso.onmicrosoft.com"))["-"]
-    assert first.outcome == "pending"
+    assert await statuses(services, "ghost@contoso.onmicrosoft.com") == {}
+    [deferred] = await services.storage.events("ghost@contoso.onmicrosoft.com")
+    assert (deferred.kind, deferred.request_id) == ("RequestDeferred", "r-ghost")
+    assert "retry 2 of 2" in deferred.detail
     [retry] = await drain(services, LICENSE_REQUESTS_QUEUE)
     await invoke("onboard", retry)
     final = (await statuses(services, "ghost@contoso.onmicrosoft.com"))["-"]
@@ -243,3 +245,42 @@ async def test_pending_past_the_deadline_fails(services: Services, tenant: Emula
     assert row.outcome == "failed"
     assert "still pending at the deadline" in row.reason
     assert await drain(services, LICENSE_VERIFY_QUEUE) == []
+
+
+async def test_usage_location_writing_off_rejects_instead_of_patching(
+    services: Services, tenant: EmulatedTenant
+) -> None:
+    """With LICENSING_SET_USAGE_LOCATION=false the app never PATCHes users; it says what to do instead."""
+    services.settings = replace(services.settings, set_usage_location=False)
+    user = hire(tenant, "readonly", location=None)
+    await invoke("onboard", request(user.user_principal_name))
+    row = (await statuses(services, user.id))["-"]
+    assert row.outcome == "rejected"
+    assert "LICENSING_SET_USAGE_LOCATION is off" in row.reason
+    assert tenant.state.requests["PATCH /users/{id}"] == 0
+    assert user.usage_location is None
+
+
+async def test_graph_refusing_the_usage_location_is_recorded_failed_not_retried(
+    services: Services, tenant: EmulatedTenant
+) -> None:
+    """HR sends "ZZ" (not an ISO country): Graph's 400 on PATCH is recorded failed and the message completes."""
+    user = hire(tenant, "zz", location=None)
+    await invoke("onboard", request(user.user_principal_name, usageLocation="ZZ"))
+    row = (await statuses(services, user.user_principal_name.lower()))["-"]
+    assert row.outcome == "failed"
+    assert "Graph refused to set usageLocation" in row.reason
+    assert user.assignments == []
+    assert await drain(services, LICENSE_REQUESTS_QUEUE) == []
+
+
+async def test_user_deleted_before_verification_fails_the_check(services: Services, tenant: EmulatedTenant) -> None:
+    """A user removed between assignment and verification is recorded failed with Graph's 404."""
+    user = hire(tenant, "gone")
+    await invoke("onboard", request(user.user_principal_name))
+    [message] = await drain(services, LICENSE_VERIFY_QUEUE)
+    del tenant.state.users[user.id]
+    await invoke("verify", message)
+    row = (await statuses(services, user.id))["EMS"]
+    assert row.outcome == "failed"
+    assert "Request_ResourceNotFound" in row.reason
