@@ -14,6 +14,7 @@ from azure.storage.queue.aio import QueueServiceClient
 from licensing import composition
 from licensing.composition import Services
 from licensing.dev.azurite import Azurite
+from licensing.dev.localhost import local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState
 from licensing.storage import EVENTS_TABLE, QUEUES, STATUS_TABLE
 
@@ -48,20 +49,7 @@ async def tenant() -> AsyncIterator[EmulatedTenant]:
 @pytest.fixture
 def app_env(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, tenant: EmulatedTenant) -> dict[str, str]:
     """App settings pointing at Azurite and the emulated tenant, with test-speed delays."""
-    env = {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "LICENSING_GRAPH_URL": tenant.base_url,
-        "LICENSING_GRAPH_AUTH": "none",
-        "LICENSING_POLICY_PATH": str(REPO / "licensing-policy.json"),
-        "LICENSING_GRAPH_RETRY_DELAY_SECONDS": "0",
-        "LICENSING_CATALOG_TTL_SECONDS": "0",
-        "LICENSING_VERIFY_DELAY_SECONDS": "1",
-        "LICENSING_VERIFY_MAX_BACKOFF_SECONDS": "2",
-        "LICENSING_BLOCKED_RETRY_SECONDS": "1",
-        "LICENSING_BLOCKED_MAX_ATTEMPTS": "2",
-        "LICENSING_NOT_FOUND_RETRY_SECONDS": "1",
-        "LICENSING_NOT_FOUND_MAX_ATTEMPTS": "2",
-    }
+    env = {**local_settings(azurite.connection_string, tenant.base_url), "LICENSING_CATALOG_TTL_SECONDS": "0"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

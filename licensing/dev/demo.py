@@ -19,32 +19,14 @@ from rich.console import Console
 from rich.table import Table
 
 from licensing.dev.azurite import Azurite
-from licensing.dev.localhost import LocalHost
+from licensing.dev.localhost import LocalHost, local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState
 from licensing.messages import LICENSE_REQUESTS_QUEUE
 from licensing.records import StatusRecord
-from licensing.settings import APP_ROOT
 
 # What each status means for an admin scanning the table.
 COLOURS = {"verified": "green", "assigned": "cyan", "pending": "yellow", "blocked": "magenta", "failed": "red",
            "rejected": "red"}  # fmt: skip
-
-
-def demo_env(azurite: Azurite, tenant: EmulatedTenant) -> dict[str, str]:
-    """App settings for the demo: local services, short delays so it finishes in seconds."""
-    return {
-        "AzureWebJobsStorage": azurite.connection_string,
-        "LICENSING_GRAPH_URL": tenant.base_url,
-        "LICENSING_GRAPH_AUTH": "none",
-        "LICENSING_POLICY_PATH": str(APP_ROOT / "licensing-policy.json"),
-        "LICENSING_GRAPH_RETRY_DELAY_SECONDS": "0",
-        "LICENSING_VERIFY_DELAY_SECONDS": "1",
-        "LICENSING_VERIFY_MAX_BACKOFF_SECONDS": "2",
-        "LICENSING_BLOCKED_RETRY_SECONDS": "1",
-        "LICENSING_BLOCKED_MAX_ATTEMPTS": "2",
-        "LICENSING_NOT_FOUND_RETRY_SECONDS": "1",
-        "LICENSING_NOT_FOUND_MAX_ATTEMPTS": "2",
-    }
 
 
 def demo_requests(tenant: EmulatedTenant) -> list[str]:
@@ -67,7 +49,7 @@ async def run_demo(console: Console) -> list[StatusRecord]:
 
     with Azurite() as azurite:
         async with EmulatedTenant(state=TenantState.default(provisioning_delay=1.5)) as tenant:
-            os.environ.update(demo_env(azurite, tenant))
+            os.environ.update(local_settings(azurite.connection_string, tenant.base_url))
             import function_app  # noqa: PLC0415  # imported like the worker does: after settings exist
 
             services = await composition.services()

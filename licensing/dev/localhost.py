@@ -78,6 +78,24 @@ def queue_bindings(app: func.FunctionApp) -> list[QueueBinding]:
     return found
 
 
+def local_settings(storage_connection: str, graph_url: str) -> dict[str, str]:
+    """App settings for running locally against Azurite and the emulated tenant, with delays short enough
+    that a pending plan settles in seconds (the demo and the tests use these)."""
+    return {
+        "AzureWebJobsStorage": storage_connection,
+        "LICENSING_GRAPH_URL": graph_url,
+        "LICENSING_GRAPH_AUTH": "none",
+        "LICENSING_POLICY_PATH": str(APP_ROOT / "licensing-policy.json"),
+        "LICENSING_GRAPH_RETRY_DELAY_SECONDS": "0",
+        "LICENSING_VERIFY_DELAY_SECONDS": "1",
+        "LICENSING_VERIFY_MAX_BACKOFF_SECONDS": "2",
+        "LICENSING_BLOCKED_RETRY_SECONDS": "1",
+        "LICENSING_BLOCKED_MAX_ATTEMPTS": "2",
+        "LICENSING_NOT_FOUND_RETRY_SECONDS": "1",
+        "LICENSING_NOT_FOUND_MAX_ATTEMPTS": "2",
+    }
+
+
 def _duration(text: str) -> float:
     hours, minutes, seconds = text.split(":")
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)

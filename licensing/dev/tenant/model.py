@@ -38,6 +38,23 @@ SERVICE_BY_PLAN = {
 }
 
 
+# camelCase user property -> User field, for the scalar attributes a seed may carry and PATCH may change
+USER_FIELDS = {
+    "usageLocation": "usage_location",
+    "accountEnabled": "account_enabled",
+    "department": "department",
+    "jobTitle": "job_title",
+    "companyName": "company_name",
+    "employeeType": "employee_type",
+    "country": "country",
+    "displayName": "display_name",
+    "givenName": "given_name",
+    "surname": "surname",
+    "createdDateTime": "created_date_time",
+    "mail": "mail",
+}
+
+
 class GraphError(Exception):
     """A refusal worded exactly as Graph words it: HTTP status, error code and message."""
 

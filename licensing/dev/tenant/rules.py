@@ -11,21 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from licensing.dev.tenant.model import ISO_COUNTRIES, Assignment, GraphError, Sku, User, guid
+from licensing.dev.tenant.model import ISO_COUNTRIES, USER_FIELDS, Assignment, GraphError, Sku, User, guid
 
 BAD_REQUEST = "Request_BadRequest"
-_WRITABLE = {
-    "usageLocation": "usage_location",
-    "accountEnabled": "account_enabled",
-    "department": "department",
-    "jobTitle": "job_title",
-    "companyName": "company_name",
-    "employeeType": "employee_type",
-    "country": "country",
-    "displayName": "display_name",
-    "givenName": "given_name",
-    "surname": "surname",
-}
+# PATCH may change these; createdDateTime is Graph's own and mail follows the mailbox
+_WRITABLE = {k: v for k, v in USER_FIELDS.items() if k not in {"createdDateTime", "mail"}}
 _READ_ONLY = {"id", "assignedLicenses", "assignedPlans", "licenseAssignmentStates", "createdDateTime"}
 
 

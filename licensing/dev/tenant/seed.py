@@ -12,22 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from licensing.dev.tenant.model import Assignment, ServicePlan, Sku, guid, parse_iso
-
-# camelCase user property -> User field, for the writable scalar attributes a seed may carry
-USER_FIELDS = {
-    "usageLocation": "usage_location",
-    "accountEnabled": "account_enabled",
-    "department": "department",
-    "jobTitle": "job_title",
-    "companyName": "company_name",
-    "employeeType": "employee_type",
-    "country": "country",
-    "createdDateTime": "created_date_time",
-    "givenName": "given_name",
-    "surname": "surname",
-    "mail": "mail",
-}
+from licensing.dev.tenant.model import USER_FIELDS, Assignment, ServicePlan, Sku, guid, parse_iso
 
 
 def read_seed(source: str | Path | Mapping[str, Any] | None) -> Mapping[str, Any]:
