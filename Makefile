@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test unit lint typecheck bench soak clean
+.PHONY: install demo test unit lint typecheck schema bench soak clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -37,6 +37,10 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+
+schema: install  ## regenerate docs/hr-events.schema.json from the pydantic model
+	$(PY) -c "import json; from licensing.hr_events import json_schema; \
+	open('docs/hr-events.schema.json', 'w').write(json.dumps(json_schema(), indent=2, sort_keys=True) + '\n')"
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from licensing import cli_render as render
-from licensing.errors import LicensingError
+from licensing.errors import LicensingError, PolicyError
 from licensing.graph import GraphGateway
-from licensing.planning import DesiredLicense, plan_assignment, plan_changes, resolve
+from licensing.planning import DesiredLicense, desired_licenses, plan_changes, resolve
 from licensing.policy import LicenseSpec, load_policy
 from licensing.settings import Settings
 from licensing.verification import ExpectedLicense, verify_license
@@ -96,13 +96,21 @@ async def _assign(args: argparse.Namespace, settings: Settings, graph: GraphGate
 async def _verify(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
     user = await graph.get_user(args.user)
     catalog = await graph.catalog()
-    plan = plan_assignment(user, load_policy(settings.policy_path), catalog)
+    policy = load_policy(settings.policy_path)
+    rule = policy.rule_for(user.attributes)
+    if rule is None:
+        raise PolicyError(f"no policy rule matches {user.user_principal_name}; nothing to verify against")
+    # What the policy expects, whether or not it could be assigned (no seats is "not as expected", exit 1).
+    expected: dict[str, DesiredLicense] = {
+        d.sku_id: d
+        for d in desired_licenses(rule, policy, catalog)
+        if not user.via_group(d.sku_id) or user.direct(d.sku_id)
+    }
     observed = {o.sku_id: o for o in await graph.plan_states(user.id)}
-    expected: dict[str, DesiredLicense] = {d.sku_id: d for d in plan.managed}
     verdicts = [
         verify_license(ExpectedLicense(d.sku_id, d.part_number, d.disabled_plan_ids), observed.get(d.sku_id))
         for d in expected.values()
     ]
     others = [o for sku_id, o in observed.items() if sku_id not in expected]
-    render.verification(user.user_principal_name, plan.rule, verdicts, others, as_json=args.json)
+    render.verification(user.user_principal_name, rule.name, verdicts, others, as_json=args.json)
     return 0 if all(v.outcome == "verified" for v in verdicts) else EXIT_MISMATCH

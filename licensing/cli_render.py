@@ -100,6 +100,9 @@ def verification(
         if v.outcome != "verified":
             console.print(f"  {v.reason}")
     for o in others:
-        console.print(
-            f"{o.part_number} (not named by the policy): " + ", ".join(f"{p.name}={p.status}" for p in o.plans)
-        )
+        table = Table(title=f"{upn}: {o.part_number} (not managed by the policy)")
+        for column in ("ServicePlan", "ProvisioningStatus"):
+            table.add_column(column)
+        for p in o.plans:
+            table.add_row(p.name, _styled(p.status))
+        console.print(table)

@@ -41,12 +41,21 @@ class Services:
 
 
 _current: tuple[asyncio.AbstractEventLoop, Services] | None = None
+_building: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 
 
 async def services() -> Services:
     """The process-wide Services, built on first use — never at import time, so indexing never fails."""
-    global _current  # noqa: PLW0603  # one cached root per process is the point
     loop = asyncio.get_running_loop()
+    if _current is not None and _current[0] is loop:
+        return _current[1]
+    # A cold worker receives a whole batch at once: build once, not once per message.
+    async with _building.setdefault(loop, asyncio.Lock()):
+        return await _build(loop)
+
+
+async def _build(loop: asyncio.AbstractEventLoop) -> Services:
+    global _current  # noqa: PLW0603  # one cached root per process is the point
     if _current is None or _current[0] is not loop:
         settings = Settings.from_env()
         built = Services(
@@ -61,6 +70,7 @@ async def services() -> Services:
 async def reset() -> None:
     """Forget the cached Services (tests change settings between cases)."""
     global _current
+    _building.clear()
     if _current is not None:
         old, _current = _current[1], None
         await old.close()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import httpx
+from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
@@ -29,7 +30,7 @@ from licensing.errors import (
     UsageLocationMissing,
     UserNotFound,
 )
-from licensing.graph_client import build_client
+from licensing.graph_client import Closable, build_client
 from licensing.graph_fallback import plans_from_user
 from licensing.model import Catalog, HeldLicense, ObservedLicense, PlanState, ServicePlan, Sku, UserFacts
 from licensing.settings import Settings
@@ -62,10 +63,12 @@ class GraphGateway:
         *,
         catalog_ttl: float,
         http: httpx.AsyncClient | None = None,
+        credential: Closable | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._http = http
+        self._credential = credential
         self._ttl = catalog_ttl
         self._clock = clock
         self._catalog: tuple[float, Catalog] | None = None
@@ -73,20 +76,27 @@ class GraphGateway:
     @classmethod
     def from_settings(cls, settings: Settings) -> GraphGateway:
         """Build the client the settings ask for (managed identity, developer login, or emulator)."""
-        client, http = build_client(settings)
-        return cls(client, catalog_ttl=settings.catalog_ttl_seconds, http=http)
+        client, http, credential = build_client(settings)
+        return cls(client, catalog_ttl=settings.catalog_ttl_seconds, http=http, credential=credential)
+
+    @property
+    def client(self) -> GraphServiceClient:
+        """The SDK client, for the rest of the Graph adapter (graph_subscriptions) only."""
+        return self._client
 
     async def close(self) -> None:
-        """Close the HTTP client (it belongs to the event loop that opened it)."""
+        """Close the HTTP client and credential (they belong to the event loop that opened them)."""
         if self._http is not None:
             await self._http.aclose()
+        if self._credential is not None:
+            await self._credential.close()
 
     async def catalog(self, *, fresh: bool = False) -> Catalog:
         """The tenant's subscribed SKUs with seats (GET /subscribedSkus), cached for ``catalog_ttl``."""
         now = self._clock()
         if not fresh and self._catalog and now - self._catalog[0] < self._ttl:
             return self._catalog[1]
-        result = await _call("read subscribedSkus", self._client.subscribed_skus.get())
+        result = await call("read subscribedSkus", self._client.subscribed_skus.get())
         skus = tuple(_sku(s) for s in (result.value if result else None) or [])
         self._catalog = (now, Catalog(skus))
         return self._catalog[1]
@@ -96,14 +106,14 @@ class GraphGateway:
         config = RequestConfiguration(
             query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_SELECT)
         )
-        found = await _call(f"read user {user}", self._client.users.by_user_id(user).get(config))
+        found = await call(f"read user {user}", self._client.users.by_user_id(user).get(config))
         if found is None or not found.id:
             raise UserNotFound(f"user {user} was not returned by Graph")
         return _user_facts(found)
 
     async def set_usage_location(self, user_id: str, location: str) -> None:
         """PATCH the user's usageLocation (needs User.ReadWrite.All)."""
-        await _call(f"set usageLocation of {user_id}", self._client.users.by_user_id(user_id).patch(
+        await call(f"set usageLocation of {user_id}", self._client.users.by_user_id(user_id).patch(
             User(usage_location=location)
         ))  # fmt: skip
 
@@ -116,12 +126,12 @@ class GraphGateway:
             ],
             remove_licenses=[uuid.UUID(s) for s in remove],  # Graph requires the key even when empty
         )
-        await _call(f"assign licenses to {user_id}", self._client.users.by_user_id(user_id).assign_license.post(body))
+        await call(f"assign licenses to {user_id}", self._client.users.by_user_id(user_id).assign_license.post(body))
 
     async def plan_states(self, user_id: str) -> tuple[ObservedLicense, ...]:
         """Every SKU's plans with provisioningStatus; falls back to assignedPlans when licenseDetails is 403."""
         try:
-            details = await _call(
+            details = await call(
                 f"read licenseDetails of {user_id}",
                 self._client.users.by_user_id(user_id).license_details.get(),
             )
@@ -130,7 +140,7 @@ class GraphGateway:
             config = RequestConfiguration(
                 query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=FALLBACK_SELECT)
             )
-            user = await _call(f"read plans of {user_id}", self._client.users.by_user_id(user_id).get(config))
+            user = await call(f"read plans of {user_id}", self._client.users.by_user_id(user_id).get(config))
             if user is None:
                 raise UserNotFound(f"user {user_id} was not returned by Graph") from None
             return plans_from_user(user, await self.catalog())
@@ -147,12 +157,18 @@ class GraphGateway:
         )
 
 
-async def _call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's return types are untyped for mypy
+async def call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's return types are untyped for mypy
     """Await one SDK call and translate its failures into our errors."""
     try:
         return await pending
     except APIError as exc:
         raise translate(exc, what) from None
+    except ClientAuthenticationError as exc:
+        # No token: IMDS not reachable yet, or an admin who has not run `az login`. Retrying may help.
+        raise TransientError(
+            f"could not get a Graph token to {what}: {type(exc).__name__} (check the managed identity, "
+            "or sign in with az login when LICENSING_GRAPH_AUTH=default)"
+        ) from None
     except httpx.TimeoutException:
         raise TransientError(f"Graph timed out while trying to {what}") from None
     except httpx.TransportError as exc:
@@ -169,7 +185,9 @@ def translate(exc: APIError, what: str) -> LicensingError:  # noqa: PLR0911  # a
     lowered = message.lower()
     if status == 404:
         return UserNotFound(text)
-    if status in {401, 403}:
+    if status == 401:  # an expired or not yet valid token: a fresh one on redelivery usually fixes it
+        return TransientError(text)
+    if status == 403:
         return AccessDenied(f"{text} (grant the app's identity the Graph permission this call needs)")
     if status == 400 and "usage location" in lowered:
         return UsageLocationMissing(text)

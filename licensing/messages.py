@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from licensing.errors import InvalidRequest
 
@@ -30,6 +29,9 @@ class OnboardRequest(_Message):
     request_id: Short = Field(alias="requestId")
     attributes: dict[Short, Annotated[str, Field(max_length=256)]] = Field(default_factory=dict, max_length=32)
     usage_location: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = Field(default=None, alias="usageLocation")
+    action: Literal["assign", "remove"] = Field(
+        default="assign", description="assign: apply the policy; remove: a leaver loses the licenses the app manages"
+    )
     attempt: int = Field(default=0, ge=0, le=1000, description="set by the app when it re-enqueues")
 
 
@@ -51,7 +53,7 @@ class VerifyRequest(_Message):
     source: Source
     rule: Short
     licenses: tuple[VerifyLicense, ...] = Field(min_length=1, max_length=20)
-    deadline: datetime
+    deadline: AwareDatetime
     attempt: int = Field(default=0, ge=0, le=1000)
 
 

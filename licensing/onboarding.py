@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import timedelta
 
 from licensing.composition import Services
 from licensing.errors import (
@@ -12,24 +10,21 @@ from licensing.errors import (
     PermanentError,
     PolicyError,
     SeatsExhausted,
+    TransientError,
     UsageLocationMissing,
     UserNotFound,
 )
-from licensing.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE, OnboardRequest, parse_message
+from licensing.messages import OnboardRequest, parse_message
 from licensing.model import Catalog, UserFacts
+from licensing.offboarding import offboard, record_removals
+from licensing.onboarding_outcomes import blocked, clear_request_rows, note_compliant, rejected, user_missing
 from licensing.planning import AssignmentPlan, DesiredLicense, plan_assignment
-from licensing.recording import backoff, note_failed_attempt, record, reject_unreadable, retry_payload
-from licensing.records import AuditEvent
+from licensing.policy import Policy
+from licensing.recording import Handled, note_failed_attempt, record, reject_unreadable
+from licensing.records import AuditEvent, EventKind
+from licensing.verifying import schedule_verification
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Handled:
-    """How a message ended: the outcome word and a reason for the log."""
-
-    outcome: str
-    reason: str
 
 
 async def onboard(body: str, services: Services, *, message_id: str = "", delivery: int = 1) -> Handled:
@@ -41,7 +36,7 @@ async def onboard(body: str, services: Services, *, message_id: str = "", delive
         return Handled("rejected", exc.message)
     try:
         return await _onboard(request, services)
-    except PermanentError as exc:  # e.g. the app lacks a Graph permission: retrying cannot help
+    except PermanentError as exc:  # before the user was known, e.g. the app may not read users (403)
         await record(
             services, user_key=request.user.lower(), upn=request.user, outcome="failed", kind="AssignmentFailed",
             reason=exc.message, request_id=request.request_id, source=request.source, attempts=request.attempt + 1,
@@ -49,170 +44,130 @@ async def onboard(body: str, services: Services, *, message_id: str = "", delive
         return Handled("failed", exc.message)
     except Exception as exc:
         await note_failed_attempt(
-            services,
-            user_key=request.user.lower(),
-            request_id=request.request_id,
-            source=request.source,
-            error=exc,
-            delivery=delivery,
-        )
+            services, user_key=request.user.lower(), request_id=request.request_id, source=request.source,
+            error=exc, delivery=delivery,
+        )  # fmt: skip
         raise
 
 
-async def _onboard(request: OnboardRequest, services: Services) -> Handled:  # noqa: PLR0911  # one exit per outcome
-    graph, settings = services.graph, services.settings
+async def _onboard(request: OnboardRequest, services: Services) -> Handled:
     try:
-        user = await graph.get_user(request.user)
+        policy = services.policy()
+    except PolicyError as exc:
+        # The file itself is broken: every request would fail alike, so let the queue redeliver (and in
+        # the end poison, with this reason) rather than reject a whole day of joiners.
+        raise TransientError(f"the policy file cannot be used: {exc.message}") from None
+    try:
+        user = await services.graph.get_user(request.user)
     except UserNotFound as exc:
-        return await _user_missing(request, services, exc)
+        return await user_missing(request, services, exc)
     try:
-        catalog = await graph.catalog()
+        if request.action == "remove":
+            return await offboard(request, user, services)
+        return await _assign(request, user, policy, services)
+    except PermanentError as exc:  # Graph refused something unplanned (an invalid country, a permission)
+        await record(
+            services, user_key=user.id, upn=user.user_principal_name, outcome="failed", kind="AssignmentFailed",
+            reason=exc.message, request_id=request.request_id, source=request.source, attempts=request.attempt + 1,
+        )  # fmt: skip
+        return Handled("failed", exc.message)
+
+
+async def _assign(
+    request: OnboardRequest, user: UserFacts, policy: Policy, services: Services
+) -> Handled:  # one exit per outcome
+    graph, settings = services.graph, services.settings
+    catalog = await graph.catalog()
+    try:
         plan = plan_assignment(
-            user, services.policy(), catalog, attributes=request.attributes, usage_location=request.usage_location
+            user, policy, catalog, attributes=request.attributes, usage_location=request.usage_location
         )
     except SeatsExhausted as exc:
-        return await _blocked(request, user, services, exc)
+        return await blocked(request, user, services, exc)
     except (PolicyError, UsageLocationMissing) as exc:
-        return await _rejected(request, user, services, exc.message)
+        return await rejected(request, user, services, exc.message)
     if plan.no_op:
-        await _schedule_verify(request, user, plan, services, delay=0)
-        await _note_compliant(request, user, plan, services)
+        await note_compliant(request, user, plan, services)
+        await clear_request_rows(request, user, services)
+        if await _unverified(user, plan, services):
+            await _verify_later(request, user, plan, services, delay=0)
         return Handled("compliant", f"{user.user_principal_name} already matches rule {plan.rule}")
     if plan.usage_location:
         if not settings.set_usage_location:
-            return await _rejected(
+            return await rejected(
                 request, user, services,
                 f"{user.user_principal_name} has no usage location and LICENSING_SET_USAGE_LOCATION is off; "
                 "set usageLocation on the user or turn the setting on (needs User.ReadWrite.All)",
             )  # fmt: skip
         await graph.set_usage_location(user.id, plan.usage_location)
-        await services.storage.append_event(
-            AuditEvent(
-                user.id, "UsageLocationSet", request.request_id, request.source, rule=plan.rule,
-                detail=f"usageLocation set to {plan.usage_location}", at=services.clock(),
-            )
-        )  # fmt: skip
+        await _event(services, request, user, "UsageLocationSet", f"usageLocation set to {plan.usage_location}")
+    # Intent first: if the write succeeds but recording it fails, the redelivery finds nothing to do,
+    # and this event is what keeps the before/after in the audit trail.
+    for change in plan.changes:
+        await _event(services, request, user, "AssignmentRequested", _describe(change.desired, change.before, catalog),
+                     sku=change.desired.part_number, before=_before(change.before, change.desired, catalog),
+                     after=change.desired.disabled_plan_names)  # fmt: skip
     try:
-        await graph.assign(user.id, [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes], [])
+        await graph.assign(
+            user.id,
+            [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes],
+            [r.sku_id for r in plan.removals],  # a mover's old SKU goes in the same call: both or neither
+        )
     except SeatsExhausted as exc:  # the cached catalog was optimistic; Graph has the last word
         await graph.catalog(fresh=True)
-        return await _blocked(request, user, services, exc, tuple(c.desired.part_number for c in plan.changes))
-    except PermanentError as exc:
-        for change in plan.changes:
-            await record(
-                services, user_key=user.id, upn=user.user_principal_name, outcome="failed",
-                kind="AssignmentFailed", reason=exc.message, request_id=request.request_id,
-                source=request.source, sku=change.desired.part_number, rule=plan.rule,
-                disabled=change.desired.disabled_plan_names,
-            )  # fmt: skip
-        return Handled("failed", exc.message)
+        return await blocked(request, user, services, exc, tuple(c.desired.part_number for c in plan.changes))
     for change in plan.changes:
         await record(
             services, user_key=user.id, upn=user.user_principal_name, outcome="assigned", kind="LicenseAssigned",
             reason=_describe(change.desired, change.before, catalog), request_id=request.request_id,
             source=request.source, sku=change.desired.part_number, rule=plan.rule,
-            disabled=change.desired.disabled_plan_names,
-            before=None if change.before is None else _names(catalog, change.desired.sku_id, change.before),
+            disabled=change.desired.disabled_plan_names, before=_before(change.before, change.desired, catalog),
         )  # fmt: skip
-    await _schedule_verify(request, user, plan, services, delay=settings.verify_delay_seconds)
-    assigned = ", ".join(c.desired.part_number for c in plan.changes)
-    log.info("assigned %s to %s (rule %s, request %s)", assigned, user.id, plan.rule, request.request_id)
-    return Handled("assigned", f"{assigned} assigned to {user.user_principal_name}")
+    await record_removals(request, user, plan.removals, catalog, services, rule=plan.rule)
+    await clear_request_rows(request, user, services)
+    await _verify_later(request, user, plan, services, delay=settings.verify_delay_seconds)
+    done = ", ".join([c.desired.part_number for c in plan.changes] + [f"-{r.part_number}" for r in plan.removals])
+    log.info("licenses %s for %s (rule %s, request %s)", done, user.id, plan.rule, request.request_id)
+    return Handled("assigned", f"{done} for {user.user_principal_name}")
 
 
-async def _schedule_verify(
+async def _unverified(user: UserFacts, plan: AssignmentPlan, services: Services) -> bool:
+    """True unless every managed SKU already has a verification done or under way (no second chain)."""
+    rows = {r.sku: r.outcome async for r in services.storage.statuses(user.id)}
+    return any(rows.get(d.part_number) not in {"verified", "pending", "assigned"} for d in plan.managed)
+
+
+async def _verify_later(
     request: OnboardRequest, user: UserFacts, plan: AssignmentPlan, services: Services, *, delay: int
 ) -> None:
-    managed = plan.managed
-    if not managed:
-        return
-    deadline = services.clock() + timedelta(minutes=services.settings.verify_deadline_minutes)
-    payload = {
-        "userId": user.id,
-        "userPrincipalName": user.user_principal_name,
-        "requestId": request.request_id,
-        "source": request.source,
-        "rule": plan.rule,
-        "licenses": [
-            {
-                "skuId": d.sku_id,
-                "partNumber": d.part_number,
-                "disabledPlans": sorted(d.disabled_plan_ids),
-                "disabledPlanNames": list(d.disabled_plan_names),
-            }
-            for d in managed
-        ],
-        "deadline": deadline.isoformat(),
-        "attempt": 0,
-    }
-    await services.storage.send(LICENSE_VERIFY_QUEUE, payload, delay_seconds=delay)
-
-
-async def _note_compliant(request: OnboardRequest, user: UserFacts, plan: AssignmentPlan, services: Services) -> None:
-    for desired in plan.desired:
-        grouped = desired in plan.held_by_group
-        await services.storage.append_event(
-            AuditEvent(
-                user.id, "AlreadyCompliant", request.request_id, request.source, desired.part_number,
-                rule=plan.rule,
-                detail="held via a group; not managed here" if grouped else "already matches the policy",
-                at=services.clock(),
-            )
+    if plan.managed:
+        await schedule_verification(
+            services, user_id=user.id, upn=user.user_principal_name, request_id=request.request_id,
+            source=request.source, rule=plan.rule, licenses=plan.managed, delay=delay,
         )  # fmt: skip
 
 
-async def _user_missing(request: OnboardRequest, services: Services, exc: UserNotFound) -> Handled:
-    settings = services.settings
-    key = request.user.lower()
-    if request.attempt + 1 < settings.not_found_max_attempts:
-        delay = backoff(settings.not_found_retry_seconds, request.attempt + 1)
-        await services.storage.send(LICENSE_REQUESTS_QUEUE, retry_payload(request), delay_seconds=delay)
-        reason = (
-            f"user {request.user} not found (new accounts take a moment to replicate); "
-            f"retry {request.attempt + 2} of {settings.not_found_max_attempts} in {delay} s"
+async def _event(
+    services: Services, request: OnboardRequest, user: UserFacts, kind: EventKind, detail: str, *, sku: str = "",
+    before: tuple[str, ...] | None = None, after: tuple[str, ...] | None = None,
+) -> None:  # fmt: skip
+    await services.storage.append_event(
+        AuditEvent(
+            user.id,
+            kind,
+            request.request_id,
+            request.source,
+            sku,
+            before,
+            after,
+            detail=detail,
+            at=services.clock(),
         )
-        # An event, not a status row: once the user appears, rows are keyed by object id, and a
-        # "pending" row under the UPN would linger after the user was licensed.
-        await services.storage.append_event(
-            AuditEvent(key, "RequestDeferred", request.request_id, request.source, detail=reason, at=services.clock())
-        )
-        return Handled("deferred", reason)
-    reason = f"user {request.user} does not exist in the tenant (checked {settings.not_found_max_attempts} times)"
-    await record(
-        services, user_key=key, upn=request.user, outcome="rejected", kind="RequestRejected",
-        reason=f"{reason}: {exc.message}", request_id=request.request_id, source=request.source,
-        attempts=request.attempt + 1,
-    )  # fmt: skip
-    return Handled("rejected", reason)
+    )
 
 
-async def _rejected(request: OnboardRequest, user: UserFacts, services: Services, reason: str) -> Handled:
-    await record(
-        services, user_key=user.id, upn=user.user_principal_name, outcome="rejected", kind="RequestRejected",
-        reason=reason, request_id=request.request_id, source=request.source, attempts=request.attempt + 1,
-    )  # fmt: skip
-    return Handled("rejected", reason)
-
-
-async def _blocked(
-    request: OnboardRequest, user: UserFacts, services: Services, exc: SeatsExhausted, skus: tuple[str, ...] = ()
-) -> Handled:
-    settings = services.settings
-    attempt = request.attempt + 1
-    if attempt < settings.blocked_max_attempts:
-        delay = backoff(settings.blocked_retry_seconds, attempt)
-        await services.storage.send(LICENSE_REQUESTS_QUEUE, retry_payload(request), delay_seconds=delay)
-        reason = f"{exc.message}; re-checking in {delay} s (attempt {attempt} of {settings.blocked_max_attempts})"
-    else:
-        reason = (
-            f"{exc.message}; stopped re-checking after {attempt} attempts: free or buy seats, then requeue the request"
-        )
-    for sku in exc.part_numbers or skus or ("-",):
-        await record(
-            services, user_key=user.id, upn=user.user_principal_name, outcome="blocked", kind="AssignmentBlocked",
-            reason=reason, request_id=request.request_id, source=request.source, sku=sku, attempts=attempt,
-        )  # fmt: skip
-    return Handled("blocked", reason)
+def _before(before: frozenset[str] | None, desired: DesiredLicense, catalog: Catalog) -> tuple[str, ...] | None:
+    return None if before is None else _names(catalog, desired.sku_id, before)
 
 
 def _names(catalog: Catalog, sku_id: str, plan_ids: frozenset[str]) -> tuple[str, ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from licensing.errors import PolicyError, SeatsExhausted, UsageLocationMissing
 from licensing.model import Catalog, UserFacts
@@ -29,6 +29,15 @@ class LicenseChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Removal:
+    """One entry of ``removeLicenses``: a SKU the app manages that the user should no longer hold."""
+
+    sku_id: str
+    part_number: str
+    disabled_before: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class AssignmentPlan:
     """What onboarding will do for one user."""
 
@@ -37,11 +46,12 @@ class AssignmentPlan:
     changes: tuple[LicenseChange, ...]
     usage_location: str | None
     held_by_group: tuple[DesiredLicense, ...] = ()
+    removals: tuple[Removal, ...] = ()
 
     @property
     def no_op(self) -> bool:
         """True when the user already matches the policy."""
-        return not self.changes and self.usage_location is None
+        return not self.changes and not self.removals and self.usage_location is None
 
     @property
     def managed(self) -> tuple[DesiredLicense, ...]:
@@ -107,7 +117,34 @@ def plan_assignment(
         shown = ", ".join(f"{k}={facts[k]!r}" for k in sorted(facts) if facts[k]) or "no attributes"
         raise PolicyError(f'no policy rule matches this user ({shown}); add a rule or an "all" rule')
     fallback = usage_location or rule.usage_location or policy.default_usage_location
-    return plan_changes(user, desired_licenses(rule, policy, catalog), catalog, rule=rule.name, usage_location=fallback)
+    desired = desired_licenses(rule, policy, catalog)
+    plan = plan_changes(user, desired, catalog, rule=rule.name, usage_location=fallback)
+    wanted = {d.sku_id for d in desired}
+    # A mover: SKUs the policy hands out (so this app manages them) that the new rule no longer gives.
+    removals = tuple(r for r in plan_removals(user, policy, catalog) if r.sku_id not in wanted)
+    return replace(plan, removals=removals)
+
+
+def managed_sku_ids(policy: Policy, catalog: Catalog) -> frozenset[str]:
+    """Ids of every SKU the policy names (rules and companions): the SKUs this app owns."""
+    names = {spec.sku for rule in policy.rules for spec in rule.licenses}
+    names |= {c.sku for c in policy.companions} | {spec.sku for c in policy.companions for spec in c.requires}
+    return frozenset(sku.id.lower() for name in names if (sku := catalog.by_part_number(name)) is not None)
+
+
+def plan_removals(user: UserFacts, policy: Policy, catalog: Catalog) -> tuple[Removal, ...]:
+    """The user's direct assignments of SKUs this app manages (a leaver loses all of them).
+
+    Group-based assignments and SKUs the policy never names (an admin's hand-made exception) are left alone.
+    """
+    owned = managed_sku_ids(policy, catalog)
+    removals = []
+    for held in user.licenses:
+        if held.assigned_by_group is None and held.sku_id.lower() in owned:
+            sku = catalog.by_id(held.sku_id)
+            part = sku.part_number if sku else held.sku_id
+            removals.append(Removal(held.sku_id.lower(), part, frozenset(p.lower() for p in held.disabled_plans)))
+    return tuple(removals)
 
 
 def plan_changes(

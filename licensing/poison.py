@@ -6,8 +6,7 @@ import logging
 
 from licensing.composition import Services
 from licensing.messages import peek_identity
-from licensing.onboarding import Handled
-from licensing.recording import record
+from licensing.recording import Handled, record
 from licensing.records import REQUEST_LEVEL, UNIDENTIFIED
 
 log = logging.getLogger(__name__)

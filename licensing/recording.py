@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from licensing.composition import Services
@@ -11,6 +12,14 @@ from licensing.messages import peek_identity
 from licensing.records import REQUEST_LEVEL, UNIDENTIFIED, AuditEvent, EventKind, Outcome, StatusRecord
 
 MAX_BACKOFF_SECONDS = 6 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """How a message ended: the outcome word and a reason for the log."""
+
+    outcome: str
+    reason: str
 
 
 def backoff(base: int, attempt: int, *, cap: int = MAX_BACKOFF_SECONDS) -> int:
@@ -61,7 +70,7 @@ async def record(
             source=source,
             sku="" if sku == REQUEST_LEVEL else sku,
             before=before,
-            after=disabled if kind == "LicenseAssigned" else None,
+            after=disabled if kind == "LicenseAssigned" else (() if kind == "LicenseRemoved" and before else None),
             rule=rule,
             detail=reason,
             at=services.clock(),

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-Outcome = Literal["assigned", "verified", "pending", "blocked", "failed", "rejected"]
-OUTCOMES: tuple[Outcome, ...] = ("assigned", "verified", "pending", "blocked", "failed", "rejected")
+Outcome = Literal["assigned", "verified", "pending", "blocked", "failed", "rejected", "removed"]
+OUTCOMES: tuple[Outcome, ...] = ("assigned", "verified", "pending", "blocked", "failed", "rejected", "removed")
 REQUEST_LEVEL = "-"  # RowKey of a status row about the request itself (no SKU known yet)
 UNIDENTIFIED = "_unidentified"  # PartitionKey for messages that name no user at all
 
@@ -37,7 +37,9 @@ class StatusRecord:
 
 
 EventKind = Literal[
+    "AssignmentRequested",
     "LicenseAssigned",
+    "LicenseRemoved",
     "UsageLocationSet",
     "AlreadyCompliant",
     "AssignmentVerified",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -31,6 +31,17 @@ TUNABLES: dict[str, str] = {
     "blocked_max_attempts": "LICENSING_BLOCKED_MAX_ATTEMPTS",
     "not_found_retry_seconds": "LICENSING_NOT_FOUND_RETRY_SECONDS",
     "not_found_max_attempts": "LICENSING_NOT_FOUND_MAX_ATTEMPTS",
+    "hr_hire_lead_hours": "HR_HIRE_LEAD_HOURS",
+    "hr_leaver_grace_days": "HR_LEAVER_GRACE_DAYS",
+}
+SECRET_SETTINGS = ("HR_WEBHOOK_SECRET", "HR_WEBHOOK_SECRET_PREVIOUS", "GRAPH_NOTIFICATION_CLIENT_STATE")
+# Upper bounds the platform imposes (the SDK refuses retry delays over 180 s; a queue delay over 7 days).
+LIMITS: dict[str, float] = {
+    "LICENSING_GRAPH_RETRY_DELAY_SECONDS": 180,
+    "LICENSING_VERIFY_DELAY_SECONDS": 7 * 86400 - 60,
+    "LICENSING_VERIFY_MAX_BACKOFF_SECONDS": 7 * 86400 - 60,
+    "LICENSING_BLOCKED_RETRY_SECONDS": 7 * 86400 - 60,
+    "LICENSING_NOT_FOUND_RETRY_SECONDS": 7 * 86400 - 60,
 }
 # Every app setting the code reads (the infra and local.settings.sample.json must list these).
 SETTING_NAMES: tuple[str, ...] = (
@@ -39,6 +50,9 @@ SETTING_NAMES: tuple[str, ...] = (
     "LICENSING_GRAPH_URL",
     "LICENSING_GRAPH_AUTH",
     "AZURE_CLIENT_ID",
+    "GRAPH_NOTIFICATION_URL",
+    "GRAPH_LIFECYCLE_URL",
+    *SECRET_SETTINGS,
     *TUNABLES.values(),
 )
 
@@ -77,6 +91,12 @@ class Settings:
     blocked_max_attempts: int = 8
     not_found_retry_seconds: int = 120
     not_found_max_attempts: int = 3
+    hr_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    hr_hire_lead_hours: int = 0
+    hr_leaver_grace_days: int = 0
+    graph_notification_url: str | None = None
+    graph_lifecycle_url: str | None = None
+    graph_client_state: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -94,6 +114,9 @@ class Settings:
                 "LICENSING_GRAPH_AUTH=none is only allowed with a loopback LICENSING_GRAPH_URL "
                 f"(an emulator), not {graph_url!r}; use managed-identity or default for a real tenant."
             )
+        if tunables_over_limit := [n for n, limit in LIMITS.items() if _number(env, n, 0) > limit]:
+            name = tunables_over_limit[0]
+            raise SettingsError(f"{name}={env[name]!r} is above its limit of {LIMITS[name]:g}; lower it.")
         policy = Path(env.get("LICENSING_POLICY_PATH", "licensing-policy.json"))
         tunables: dict[str, float | int | bool] = {}
         for field_name, env_name in TUNABLES.items():
@@ -110,6 +133,11 @@ class Settings:
             graph_url=graph_url,
             graph_auth=auth,
             graph_client_id=env.get("AZURE_CLIENT_ID") or None,
+            # Two secrets at once so the HR system can rotate without downtime: new first, previous second.
+            hr_webhook_secrets=tuple(s for s in (env.get(n) for n in SECRET_SETTINGS[:2]) if s),
+            graph_notification_url=env.get("GRAPH_NOTIFICATION_URL") or None,
+            graph_lifecycle_url=env.get("GRAPH_LIFECYCLE_URL") or None,
+            graph_client_state=env.get("GRAPH_NOTIFICATION_CLIENT_STATE") or None,
             **tunables,  # type: ignore[arg-type]
         )
 

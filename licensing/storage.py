@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables.aio import TableServiceClient
+from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 
 STATUS_TABLE = "LicenseStatus"
 EVENTS_TABLE = "LicenseEvents"
+HR_EVENTS_TABLE = "HrEvents"  # eventId dedupe for the HR webhook
+SCHEDULED_TABLE = "ScheduledRequests"  # requests due more than 7 days out (past the queue's delay limit)
+TABLES = (STATUS_TABLE, EVENTS_TABLE, HR_EVENTS_TABLE, SCHEDULED_TABLE)
 QUEUES = (
     LICENSE_REQUESTS_QUEUE,
     LICENSE_VERIFY_QUEUE,
@@ -52,7 +55,7 @@ def table_key(value: str) -> str:
 
 
 @contextmanager
-def _transient(what: str) -> Iterator[None]:
+def transient(what: str) -> Iterator[None]:
     try:
         yield
     except (ResourceExistsError, ResourceNotFoundError):
@@ -64,9 +67,10 @@ def _transient(what: str) -> Iterator[None]:
 class Storage:
     """StoragePort over azure-storage-queue (base64 messages, as host.json expects) and azure-data-tables."""
 
-    def __init__(self, queues: QueueServiceClient, tables: TableServiceClient) -> None:
+    def __init__(self, queues: QueueServiceClient, tables: TableServiceClient, credential: Any = None) -> None:  # noqa: ANN401
         self._queues = queues
         self._tables = tables
+        self._credential = credential
         self._queue_clients: dict[str, QueueClient] = {}
 
     @classmethod
@@ -83,16 +87,21 @@ class Storage:
         return cls(
             QueueServiceClient(settings.queue_service_uri or "", credential=credential),
             TableServiceClient(settings.table_service_uri or "", credential=credential),
+            credential,
         )
 
     async def ensure_created(self) -> None:
         """Create our queues and tables if missing (idempotent; the deployment may have made them)."""
         for name in QUEUES:
-            with _transient(f"create queue {name}"), suppress(ResourceExistsError):
+            with transient(f"create queue {name}"), suppress(ResourceExistsError):
                 await self.queue(name).create_queue()
-        for table in (STATUS_TABLE, EVENTS_TABLE):
-            with _transient(f"create table {table}"):
+        for table in TABLES:
+            with transient(f"create table {table}"):
                 await self._tables.create_table_if_not_exists(table)
+
+    def table(self, name: str) -> TableClient:
+        """A client for one of our tables."""
+        return self._tables.get_table_client(name)
 
     def queue(self, name: str) -> QueueClient:
         """A client for one queue, base64 in both directions like the Functions host."""
@@ -105,7 +114,7 @@ class Storage:
     async def send(self, queue: str, payload: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
         """Enqueue a JSON message, invisible for ``delay_seconds`` (capped at the service's 7 days)."""
         delay = max(0, min(int(delay_seconds), MAX_VISIBILITY_DELAY))
-        with _transient(f"send to {queue}"):
+        with transient(f"send to {queue}"):
             await self.queue(queue).send_message(json.dumps(payload, default=str), visibility_timeout=delay or None)
 
     async def put_status(self, record: StatusRecord) -> None:
@@ -124,8 +133,13 @@ class Storage:
             "Attempts": record.attempts,
             "UpdatedAt": record.updated_at,
         }
-        with _transient(f"write status of {record.user_key}"):
+        with transient(f"write status of {record.user_key}"):
             await self._tables.get_table_client(STATUS_TABLE).upsert_entity(entity)
+
+    async def delete_status(self, user_key: str, sku: str) -> None:
+        """Remove one status row if it exists."""
+        with transient(f"delete status of {user_key}"), suppress(ResourceNotFoundError):
+            await self._tables.get_table_client(STATUS_TABLE).delete_entity(table_key(user_key), table_key(sku))
 
     async def statuses(self, user_key: str | None = None, *, outcome: str | None = None) -> AsyncIterator[StatusRecord]:
         """Status rows, optionally for one user and/or one outcome."""
@@ -159,7 +173,7 @@ class Storage:
             entity["DisabledBefore"] = ",".join(event.before)
         if event.after is not None:
             entity["DisabledAfter"] = ",".join(event.after)
-        with _transient(f"append event for {event.user_key}"):
+        with transient(f"append event for {event.user_key}"):
             await self._tables.get_table_client(EVENTS_TABLE).create_entity(entity)
 
     async def events(self, user_key: str) -> list[AuditEvent]:
@@ -185,6 +199,8 @@ class Storage:
             await client.close()
         await self._queues.close()
         await self._tables.close()
+        if self._credential is not None:
+            await self._credential.close()
 
 
 def _split(value: Any) -> tuple[str, ...]:  # noqa: ANN401  # table values are loosely typed

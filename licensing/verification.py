@@ -50,7 +50,7 @@ def check_plan(plan_id: str, name: str, status: str, *, disabled: bool) -> PlanC
     expected: Literal["Disabled", "Success"] = "Disabled" if disabled else "Success"
     if status == expected:
         verdict: Verdict = "verified"
-    elif status in PENDING_STATUSES and not disabled:
+    elif status in PENDING_STATUSES:  # Graph is still applying the change, whichever way it goes
         verdict = "pending"
     else:
         verdict = "failed"

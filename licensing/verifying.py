@@ -3,16 +3,50 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 
 from licensing.composition import Services
 from licensing.errors import InvalidRequest, PermanentError
 from licensing.messages import LICENSE_VERIFY_QUEUE, VerifyRequest, parse_message
-from licensing.onboarding import Handled
-from licensing.recording import note_failed_attempt, record, reject_unreadable, retry_payload
+from licensing.planning import DesiredLicense
+from licensing.recording import Handled, note_failed_attempt, record, reject_unreadable, retry_payload
+from licensing.records import EventKind, Outcome
 from licensing.verification import ExpectedLicense, LicenseVerdict, verify_license
 
 log = logging.getLogger(__name__)
+_KIND: dict[Outcome, EventKind] = {
+    "verified": "AssignmentVerified",
+    "pending": "AssignmentPending",
+    "failed": "AssignmentFailed",
+}
+
+
+async def schedule_verification(
+    services: Services, *, user_id: str, upn: str, request_id: str, source: str, rule: str,
+    licenses: Sequence[DesiredLicense], delay: int,
+) -> None:  # fmt: skip
+    """Enqueue the first check of these licenses, ``delay`` seconds from now, with the deadline setting."""
+    deadline = services.clock() + timedelta(minutes=services.settings.verify_deadline_minutes)
+    payload = {
+        "userId": user_id,
+        "userPrincipalName": upn,
+        "requestId": request_id,
+        "source": source,
+        "rule": rule,
+        "licenses": [
+            {
+                "skuId": d.sku_id,
+                "partNumber": d.part_number,
+                "disabledPlans": sorted(d.disabled_plan_ids),
+                "disabledPlanNames": list(d.disabled_plan_names),
+            }
+            for d in licenses
+        ],
+        "deadline": deadline.isoformat(),
+        "attempt": 0,
+    }
+    await services.storage.send(LICENSE_VERIFY_QUEUE, payload, delay_seconds=delay)
 
 
 async def verify(body: str, services: Services, *, message_id: str = "", delivery: int = 1) -> Handled:
@@ -26,13 +60,9 @@ async def verify(body: str, services: Services, *, message_id: str = "", deliver
         return await _verify(request, services)
     except Exception as exc:
         await note_failed_attempt(
-            services,
-            user_key=request.user_id.lower(),
-            request_id=request.request_id,
-            source=request.source,
-            error=exc,
-            delivery=delivery,
-        )
+            services, user_key=request.user_id.lower(), request_id=request.request_id, source=request.source,
+            error=exc, delivery=delivery,
+        )  # fmt: skip
         raise
 
 
@@ -52,16 +82,17 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
             for lic in request.licenses
         ]
     now = services.clock()
-    pending = [v for v in verdicts if v.outcome == "pending"]
     next_check = 0
-    if pending and now < request.deadline:
+    if any(v.outcome == "pending" for v in verdicts) and now < request.deadline:
         settings = services.settings
-        next_check = min(
-            settings.verify_delay_seconds * 2**request.attempt,
-            settings.verify_max_backoff_seconds,
-            max(int((request.deadline - now).total_seconds()), 1),
+        next_check = max(
+            1,
+            min(
+                settings.verify_delay_seconds * 2**request.attempt,
+                settings.verify_max_backoff_seconds,
+                int((request.deadline - now).total_seconds()),
+            ),
         )
-        await services.storage.send(LICENSE_VERIFY_QUEUE, retry_payload(request), delay_seconds=max(next_check, 1))
     for verdict, lic in zip(verdicts, request.licenses, strict=True):
         outcome, reason = verdict.outcome, verdict.reason
         if outcome == "pending":
@@ -69,20 +100,25 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
                 reason = f"{reason}; next check in {next_check} s"
             else:
                 outcome = "failed"
-                reason = f"still pending at the deadline ({_age(request, services)}): {reason}"
-        kind = {"verified": "AssignmentVerified", "pending": "AssignmentPending", "failed": "AssignmentFailed"}
+                reason = f"still pending at the deadline ({_age(services)}): {reason}"
         await record(
             services, user_key=request.user_id, upn=request.user_principal_name, outcome=outcome,
-            kind=kind[outcome], reason=reason, request_id=request.request_id,  # type: ignore[arg-type]
-            source=request.source, sku=lic.part_number, rule=request.rule, attempts=request.attempt + 1,
+            kind=_KIND[outcome], reason=reason, request_id=request.request_id, source=request.source,
+            sku=lic.part_number, rule=request.rule, attempts=request.attempt + 1,
             disabled=lic.disabled_plan_names, plan_statuses=verdict.plan_statuses(),
         )  # fmt: skip
+    if next_check:  # sent after recording: a failed write redelivers this message rather than forking a chain
+        await services.storage.send(LICENSE_VERIFY_QUEUE, retry_payload(request), delay_seconds=next_check)
     summary = ", ".join(f"{v.part_number}={v.outcome}" for v in verdicts)
     log.info("verified %s: %s (request %s)", request.user_id, summary, request.request_id)
-    worst = next((o for o in ("failed", "pending") if any(v.outcome == o for v in verdicts)), "verified")
-    return Handled(worst if worst != "pending" or next_check else "failed", summary)
+    if any(v.outcome == "failed" for v in verdicts):
+        return Handled("failed", summary)
+    return (
+        Handled("pending" if next_check else "verified", summary)
+        if any(v.outcome == "pending" for v in verdicts)
+        else Handled("verified", summary)
+    )
 
 
-def _age(request: VerifyRequest, services: Services) -> str:
-    minutes = services.settings.verify_deadline_minutes
-    return f"{timedelta(minutes=minutes)} after assignment"
+def _age(services: Services) -> str:
+    return f"{timedelta(minutes=services.settings.verify_deadline_minutes)} after assignment"

@@ -16,9 +16,12 @@ from licensing.composition import Services
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState
-from licensing.storage import EVENTS_TABLE, QUEUES, STATUS_TABLE
+from licensing.storage import QUEUES, TABLES
 
 REPO = Path(__file__).resolve().parents[1]
+HR_SECRET = "test-hr-secret-3c1f"  # a marker: tests grep logs and tables to prove it never leaks
+HR_PREVIOUS_SECRET = "test-hr-previous-9a2b"
+CLIENT_STATE = "test-client-state-77d0"
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +38,7 @@ async def wipe_storage(connection_string: str) -> None:
             with contextlib.suppress(ResourceNotFoundError):
                 await queues.get_queue_client(name).clear_messages()
     async with TableServiceClient.from_connection_string(connection_string) as tables:
-        for name in (STATUS_TABLE, EVENTS_TABLE):
+        for name in TABLES:
             await tables.delete_table(name)
 
 
@@ -49,7 +52,13 @@ async def tenant() -> AsyncIterator[EmulatedTenant]:
 @pytest.fixture
 def app_env(monkeypatch: pytest.MonkeyPatch, azurite: Azurite, tenant: EmulatedTenant) -> dict[str, str]:
     """App settings pointing at Azurite and the emulated tenant, with test-speed delays."""
-    env = {**local_settings(azurite.connection_string, tenant.base_url), "LICENSING_CATALOG_TTL_SECONDS": "0"}
+    env = {
+        **local_settings(azurite.connection_string, tenant.base_url),
+        "LICENSING_CATALOG_TTL_SECONDS": "0",
+        "HR_WEBHOOK_SECRET": HR_SECRET,
+        "HR_WEBHOOK_SECRET_PREVIOUS": HR_PREVIOUS_SECRET,
+        "GRAPH_NOTIFICATION_CLIENT_STATE": CLIENT_STATE,
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from licensing.cli import main
+from licensing.dev.azurite import free_port
 from licensing.dev.tenant import EmulatedTenant
 from tests.conftest import REPO
 from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
@@ -145,3 +146,39 @@ async def test_expected_failures_print_one_line_and_exit_3(
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+async def test_verify_of_an_unlicensed_user_shows_what_is_missing(tenant: EmulatedTenant, cli: Cli) -> None:
+    """An executive whose SKU had no seat: exit 1 with the missing license named, not an error."""
+    user = hire(tenant, "exec", department="Executive")
+    code, out, _ = await cli("verify", user.user_principal_name, "--json")
+    assert code == 1
+    [lic] = json.loads(out)["licenses"]
+    assert (lic["sku"], lic["outcome"]) == ("EMSPREMIUM", "failed")
+    assert "not assigned" in lic["reason"]
+
+
+async def test_missing_credentials_print_one_line_not_a_traceback(
+    tenant: EmulatedTenant, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LICENSING_GRAPH_AUTH=default with nobody signed in: one line saying to sign in, exit 3."""
+    # The tenant's loopback URL: should a token ever come back, nothing leaves this machine.
+    monkeypatch.setenv("LICENSING_GRAPH_AUTH", "default")
+    for name in (
+        "AZURE_CLIENT_ID",
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_USERNAME",
+        "IDENTITY_ENDPOINT",
+        "MSI_ENDPOINT",
+        "AZURE_FEDERATED_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no az, azd or pwsh to borrow a login from
+    # Point the managed-identity probe at a closed loopback port: it must never reach the real IMDS address.
+    monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{free_port()}/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "not-a-secret")
+    code, _, err = await cli("skus")
+    assert code == 3
+    assert "could not get a Graph token" in err
+    assert "Traceback" not in err

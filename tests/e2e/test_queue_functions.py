@@ -28,8 +28,9 @@ async def test_onboard_assigns_ems_with_intune_disabled_and_schedules_verificati
     assert rows["EMS"].outcome == "assigned"
     assert rows["EMS"].disabled_plans == ("INTUNE_A",)
     events = await services.storage.events(user.id)
-    assert [e.kind for e in events] == ["LicenseAssigned"]
+    assert [e.kind for e in events] == ["LicenseAssigned", "AssignmentRequested"]
     assert (events[0].before, events[0].after, events[0].rule) == (None, ("INTUNE_A",), "everyone")
+    assert (events[1].before, events[1].after) == (None, ("INTUNE_A",))
     [verify] = await drain(services, LICENSE_VERIFY_QUEUE)
     assert verify["userId"] == user.id
     assert verify["licenses"] == [
@@ -64,14 +65,63 @@ async def test_verify_records_every_plan_status_after_pending_settles(
 
 
 async def test_duplicate_delivery_sends_no_second_assignment(services: Services, tenant: EmulatedTenant) -> None:
-    """The same request twice ends in the same state with exactly one assignLicense."""
+    """The same request twice ends in the same state with one assignLicense and one verification chain."""
     user = hire(tenant, "linus")
     body = request(user.user_principal_name, request_id="dup")
     await invoke("onboard", body)
     await invoke("onboard", body, dequeue_count=2)
     assert tenant.state.requests[ASSIGN] == 1
-    assert [e.kind for e in await services.storage.events(user.id)] == ["AlreadyCompliant", "LicenseAssigned"]
-    assert len(await drain(services, LICENSE_VERIFY_QUEUE)) == 2
+    kinds = [e.kind for e in await services.storage.events(user.id)]
+    assert kinds == ["AlreadyCompliant", "LicenseAssigned", "AssignmentRequested"]
+    assert len(await drain(services, LICENSE_VERIFY_QUEUE)) == 1
+
+
+async def test_compliant_user_without_a_verified_row_gets_verified(services: Services, tenant: EmulatedTenant) -> None:
+    """A user already licensed by hand (no status row yet) is checked once, not assigned again."""
+    user = hire(tenant, "byhand")
+    tenant.state.assign_license(user.id, [{"skuId": EMS, "disabledPlans": [INTUNE_A]}], [])
+    await invoke("onboard", request(user.user_principal_name))
+    [message] = await drain(services, LICENSE_VERIFY_QUEUE)
+    await invoke("verify", message)
+    assert (await statuses(services, user.id))["EMS"].outcome == "verified"
+    await invoke("onboard", request(user.user_principal_name))
+    assert await drain(services, LICENSE_VERIFY_QUEUE) == []
+    assert tenant.state.requests[ASSIGN] == 0
+
+
+async def test_assignment_whose_recording_failed_keeps_its_audit_trail(
+    services: Services, tenant: EmulatedTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graph accepted the write but storage failed after it: the redelivery is a no-op, the change stays audited."""
+    user = hire(tenant, "gap")
+    real_put = services.storage.put_status
+
+    async def storage_down(record: object) -> None:
+        raise TransientError("storage failed to write status: ServiceResponseError")
+
+    monkeypatch.setattr(services.storage, "put_status", storage_down)
+    body = request(user.user_principal_name, request_id="r-gap")
+    with pytest.raises(TransientError):
+        await invoke("onboard", body)
+    monkeypatch.setattr(services.storage, "put_status", real_put)
+    await invoke("onboard", body, dequeue_count=2)
+    assert tenant.state.requests[ASSIGN] == 1
+    events = await services.storage.events(user.id)
+    requested = [e for e in events if e.kind == "AssignmentRequested"]
+    assert [(e.request_id, e.before, e.after) for e in requested] == [("r-gap", None, ("INTUNE_A",))]
+    assert "AlreadyCompliant" in [e.kind for e in events]
+    assert len(await drain(services, LICENSE_VERIFY_QUEUE)) == 1
+
+
+async def test_success_clears_an_earlier_request_level_failure(services: Services, tenant: EmulatedTenant) -> None:
+    """A rejected row from an earlier attempt does not linger next to the verified license."""
+    user = hire(tenant, "later", location=None)
+    services.settings = replace(services.settings, set_usage_location=False)
+    await invoke("onboard", request(user.user_principal_name))
+    assert (await statuses(services, user.id))["-"].outcome == "rejected"
+    services.settings = replace(services.settings, set_usage_location=True)
+    await invoke("onboard", request(user.user_principal_name))
+    assert set(await statuses(services, user.id)) == {"EMS"}
 
 
 async def test_usage_location_is_set_from_policy_default_before_assigning(
@@ -83,7 +133,7 @@ async def test_usage_location_is_set_from_policy_default_before_assigning(
     assert user.usage_location == "US"
     assert user.assignments
     kinds = [e.kind for e in await services.storage.events(user.id)]
-    assert kinds == ["LicenseAssigned", "UsageLocationSet"]
+    assert kinds == ["LicenseAssigned", "AssignmentRequested", "UsageLocationSet"]
 
 
 async def test_request_usage_location_wins_over_policy_default(services: Services, tenant: EmulatedTenant) -> None:
@@ -267,7 +317,7 @@ async def test_graph_refusing_the_usage_location_is_recorded_failed_not_retried(
     """HR sends "ZZ" (not an ISO country): Graph's 400 on PATCH is recorded failed and the message completes."""
     user = hire(tenant, "zz", location=None)
     await invoke("onboard", request(user.user_principal_name, usageLocation="ZZ"))
-    row = (await statuses(services, user.user_principal_name.lower()))["-"]
+    row = (await statuses(services, user.id))["-"]
     assert row.outcome == "failed"
     assert "Graph refused to set usageLocation" in row.reason
     assert user.assignments == []
@@ -284,3 +334,37 @@ async def test_user_deleted_before_verification_fails_the_check(services: Servic
     row = (await statuses(services, user.id))["EMS"]
     assert row.outcome == "failed"
     assert "Request_ResourceNotFound" in row.reason
+
+
+async def test_broken_policy_file_is_retried_not_rejected(
+    services: Services, tenant: EmulatedTenant, tmp_path: Path
+) -> None:
+    """An unreadable policy fails every delivery (and finally poisons, with the reason) instead of rejecting joiners."""
+    broken = tmp_path / "policy.json"
+    broken.write_text("{oops")
+    services.settings = replace(services.settings, policy_path=broken)
+    services._policy = None
+    user = hire(tenant, "waits")
+    body = request(user.user_principal_name, request_id="r-waits")
+    with pytest.raises(TransientError, match="policy file cannot be used"):
+        await invoke("onboard", body, dequeue_count=5)
+    await invoke("onboard_poison", body)
+    row = (await statuses(services, user.user_principal_name))["-"]
+    assert row.outcome == "failed"
+    assert "policy.json is not valid JSON" in row.reason
+
+
+async def test_verify_poison_records_the_user_and_the_last_error(services: Services, tenant: EmulatedTenant) -> None:
+    """A verification message the queue gave up on becomes a failed row under the user's id."""
+    user = hire(tenant, "vpoison")
+    await invoke("onboard", request(user.user_principal_name, request_id="r-vp"))
+    [message] = await drain(services, LICENSE_VERIFY_QUEUE)
+    tenant.faults.unavailable_rate = 1.0
+    tenant.faults.retry_after = 0
+    with pytest.raises(TransientError):
+        await invoke("verify", message, dequeue_count=5)
+    await invoke("verify_poison", message)
+    row = (await statuses(services, user.id))["-"]
+    assert row.outcome == "failed"
+    assert "license-verify" in row.reason
+    assert "delivery 5: Graph refused to read licenseDetails" in row.reason

@@ -52,3 +52,17 @@ def test_missing_license_fails() -> None:
     verdict = verify_license(EXPECTED, None)
     assert verdict.outcome == "failed"
     assert "not assigned" in verdict.reason
+
+
+def test_disabled_plan_still_pending_is_pending_not_failed() -> None:
+    """Right after the disabled set changes, Graph may briefly show the plan as pending."""
+    assert verify_license(EXPECTED, observed("PendingProvisioning", "Success")).outcome == "pending"
+
+
+def test_plan_added_to_the_sku_later_must_be_provisioned() -> None:
+    """A plan the policy never mentions (Microsoft added it) is expected enabled, i.e. Success."""
+    new_plan = PlanState("0feaeb32-d00e-4d66-bd5a-43b5b83db82c", "NEW_PLAN", "Disabled")
+    seen = ObservedLicense(EMS, "EMS", (*observed("Disabled", "Success").plans, new_plan))
+    verdict = verify_license(EXPECTED, seen)
+    assert verdict.outcome == "failed"
+    assert "NEW_PLAN is Disabled (expected Success)" in verdict.reason

@@ -1,8 +1,10 @@
 """An emulated Microsoft Graph v1.0 tenant for development and tests (never deployed).
 
 It serves the endpoints the licensing app calls - subscribedSkus, users (list, get, PATCH),
-assignLicense, licenseDetails and $batch - with Graph's JSON shapes, error codes and messages,
-paging and throttling, so the real msgraph-sdk works against it unchanged::
+assignLicense, licenseDetails, $batch and change-notification subscriptions on users (with the
+validation handshake, change and lifecycle notifications to loopback webhooks) - with Graph's JSON
+shapes, error codes and messages, paging and throttling, so the real msgraph-sdk works against it
+unchanged::
 
     async with EmulatedTenant(state=TenantState.default(), faults=Faults(throttle_rate=0.1)) as tenant:
         adapter.base_url = tenant.base_url
@@ -14,18 +16,24 @@ from licensing.dev.tenant.faults import Fault, Faults
 from licensing.dev.tenant.model import Assignment, GraphError, ServicePlan, Sku, User
 from licensing.dev.tenant.server import EmulatedTenant, create_app, require_loopback
 from licensing.dev.tenant.state import DEFAULT_TENANT_ID, TenantState
+from licensing.dev.tenant.subscriptions import MAX_USER_MINUTES, Subscription
+from licensing.dev.tenant.webhooks import Delivery, Webhooks
 
 __all__ = [
     "DEFAULT_TENANT_ID",
+    "MAX_USER_MINUTES",
     "Assignment",
+    "Delivery",
     "EmulatedTenant",
     "Fault",
     "Faults",
     "GraphError",
     "ServicePlan",
     "Sku",
+    "Subscription",
     "TenantState",
     "User",
+    "Webhooks",
     "create_app",
     "require_loopback",
 ]

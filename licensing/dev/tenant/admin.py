@@ -6,22 +6,26 @@ POST /_emulator/faults           {"throttle_rate": 0.2, "retry_after": 2, ...} -
 POST /_emulator/users            a seed-style user (userPrincipalName, displayName, licenses...) -> 201
 POST /_emulator/reset-counters   204
 POST /_emulator/plan-status      {"user": id-or-upn, "plan": "INTUNE_A", "status": "Error" | null}
-POST /_emulator/settings         {"provisioning_delay": 0}
+POST /_emulator/settings         {"provisioning_delay": 0, "auto_notify": true} (either or both)
+POST /_emulator/notify           {"userId": id-or-upn, "changeType": "updated"} -> {"deliveries": [{url, status}]}
+POST /_emulator/lifecycle        {"subscriptionId": ..., "event": "reauthorizationRequired"} -> {"deliveries": [...]}
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from licensing.dev.tenant.graph_api import Context
 from licensing.dev.tenant.model import GraphError
+from licensing.dev.tenant.protocol import Context
 from licensing.dev.tenant.seed import user_fields
 from licensing.dev.tenant.views import ALL_PROPERTIES, render_user
+from licensing.dev.tenant.webhooks import Delivery
 
-AdminHandler = Callable[[Context, dict[str, Any]], web.Response]
+AdminHandler = Callable[[Context, dict[str, Any]], web.Response | Awaitable[web.Response]]
 
 
 def add_admin_routes(app: web.Application, ctx: Context) -> None:
@@ -30,7 +34,8 @@ def add_admin_routes(app: web.Application, ctx: Context) -> None:
     def wrap(handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             try:
-                return handler(ctx, await _json_object(request))
+                answer = handler(ctx, await _json_object(request))
+                return await answer if inspect.isawaitable(answer) else answer
             except (ValueError, KeyError, TypeError, GraphError) as exc:
                 message = exc.message if isinstance(exc, GraphError) else str(exc)
                 return web.json_response({"error": {"code": "BadRequest", "message": message}}, status=400)
@@ -44,6 +49,8 @@ def add_admin_routes(app: web.Application, ctx: Context) -> None:
     app.router.add_post("/_emulator/reset-counters", wrap(_reset))
     app.router.add_post("/_emulator/plan-status", wrap(_plan_status))
     app.router.add_post("/_emulator/settings", wrap(_settings))
+    app.router.add_post("/_emulator/notify", wrap(_notify))
+    app.router.add_post("/_emulator/lifecycle", wrap(_lifecycle))
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
@@ -77,6 +84,8 @@ def _stats(ctx: Context, _: dict[str, Any]) -> web.Response:
         "skus": skus,
         "faults": ctx.faults.as_dict(),
         "provisioningDelay": state.provisioning_delay,
+        "subscriptions": len(state.subscriptions),
+        "autoNotify": state.auto_notify,
     })  # fmt: skip
 
 
@@ -88,6 +97,8 @@ def _faults(ctx: Context, body: dict[str, Any]) -> web.Response:
 def _create_user(ctx: Context, body: dict[str, Any]) -> web.Response:
     user = ctx.state.add_user(**user_fields(body, ctx.state.skus, now=ctx.state.clock()))
     ctx.state.writes["createUser"] += 1
+    if ctx.state.auto_notify:
+        ctx.webhooks.notify_in_background(user.id, "updated")  # Entra reports a new user as "updated"
     return web.json_response(render_user(ctx.state, user, ALL_PROPERTIES), status=201)
 
 
@@ -105,8 +116,27 @@ def _plan_status(ctx: Context, body: dict[str, Any]) -> web.Response:
 
 
 def _settings(ctx: Context, body: dict[str, Any]) -> web.Response:
-    delay = body.get("provisioning_delay")
+    if not {"provisioning_delay", "auto_notify"} & set(body):
+        raise ValueError("give provisioning_delay (seconds >= 0) and/or auto_notify (true or false)")
+    delay = body.get("provisioning_delay", ctx.state.provisioning_delay)
     if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
         raise ValueError("provisioning_delay must be a number of seconds >= 0")
-    ctx.state.provisioning_delay = float(delay)
-    return web.json_response({"provisioning_delay": ctx.state.provisioning_delay})
+    auto_notify = body.get("auto_notify", ctx.state.auto_notify)
+    if not isinstance(auto_notify, bool):
+        raise TypeError("auto_notify must be true or false")
+    ctx.state.provisioning_delay, ctx.state.auto_notify = float(delay), auto_notify
+    return web.json_response({"provisioning_delay": ctx.state.provisioning_delay, "auto_notify": auto_notify})
+
+
+async def _notify(ctx: Context, body: dict[str, Any]) -> web.Response:
+    deliveries = await ctx.webhooks.notify_user_changed(str(body["userId"]), str(body.get("changeType", "updated")))
+    return _deliveries(deliveries)
+
+
+async def _lifecycle(ctx: Context, body: dict[str, Any]) -> web.Response:
+    event = str(body.get("event", "reauthorizationRequired"))
+    return _deliveries(await ctx.webhooks.send_lifecycle(str(body["subscriptionId"]), event))
+
+
+def _deliveries(deliveries: Sequence[Delivery]) -> web.Response:
+    return web.json_response({"deliveries": [d._asdict() for d in deliveries]})

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from licensing.dev.tenant.graph_api import Context, GraphRequest, GraphResponse, dispatch, error_response
+from licensing.dev.tenant.graph_api import dispatch
 from licensing.dev.tenant.model import GraphError, new_id
+from licensing.dev.tenant.protocol import Context, GraphRequest, GraphResponse, error_response
 
 MAX_REQUESTS = 20
 
 
-def handle_batch(ctx: Context, req: GraphRequest) -> GraphResponse:
+async def handle_batch(ctx: Context, req: GraphRequest) -> GraphResponse:
     """Answer a $batch envelope: 400 for a malformed one, else 200 with one response per sub-request."""
     request_id = new_id()
     ctx.state.requests["POST /$batch"] += 1
@@ -31,7 +32,7 @@ def handle_batch(ctx: Context, req: GraphRequest) -> GraphResponse:
     statuses: dict[str, int] = {}
     answers = []
     for item in items:
-        answer = _answer(ctx, req, item, statuses)
+        answer = await _answer(ctx, req, item, statuses)
         statuses[str(item["id"])] = answer.status
         entry: dict[str, Any] = {"id": str(item["id"]), "status": answer.status, "headers": _sub_headers(answer)}
         if answer.body is not None:
@@ -40,7 +41,9 @@ def handle_batch(ctx: Context, req: GraphRequest) -> GraphResponse:
     return GraphResponse(200, {"responses": answers}, {"Content-Type": "application/json"} | ids)
 
 
-def _answer(ctx: Context, batch: GraphRequest, item: Mapping[str, Any], statuses: Mapping[str, int]) -> GraphResponse:
+async def _answer(
+    ctx: Context, batch: GraphRequest, item: Mapping[str, Any], statuses: Mapping[str, int]
+) -> GraphResponse:
     depends_on = [str(d) for d in item.get("dependsOn") or []]
     if any(statuses.get(d, 424) >= 400 for d in depends_on):
         failed = GraphError(424, "FailedDependency", "A request this request depends on failed.")
@@ -56,7 +59,7 @@ def _answer(ctx: Context, batch: GraphRequest, item: Mapping[str, Any], statuses
         base_url=batch.base_url,
         client_request_id=headers.get("client-request-id", batch.client_request_id),
     )
-    return dispatch(ctx, sub)
+    return await dispatch(ctx, sub)
 
 
 def _sub_headers(answer: GraphResponse) -> dict[str, str]:

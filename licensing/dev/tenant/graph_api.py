@@ -7,63 +7,27 @@ error body: ``{"error": {"code", "message", "innerError": {"date", "request-id",
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from licensing.dev.tenant.faults import Fault, Faults
+from licensing.dev.tenant.faults import Fault
 from licensing.dev.tenant.model import GraphError, new_id
+from licensing.dev.tenant.protocol import Context, GraphRequest, GraphResponse, Handler, error_response, json_body, ok
 from licensing.dev.tenant.query import compile_filter, offset_of, parse_top, skiptoken
 from licensing.dev.tenant.state import TenantState
+from licensing.dev.tenant.subscriptions_api import (
+    create_subscription,
+    delete_subscription,
+    get_subscription,
+    list_subscriptions,
+    reauthorize_subscription,
+    update_subscription,
+)
 from licensing.dev.tenant.views import parse_select, render_sku, render_user, users_context
 
-JSON_ODATA = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
-
-
-@dataclass(frozen=True, slots=True)
-class GraphRequest:
-    """One Graph request: ``path`` is below /v1.0 and percent-decoded; header names are lower-case."""
-
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
-    body: bytes
-    base_url: str
-    client_request_id: str
-
-
-@dataclass(slots=True)
-class GraphResponse:
-    """Status, JSON body (None for 204) and extra headers of one Graph answer."""
-
-    status: int
-    body: dict[str, Any] | None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class Context:
-    """What every handler may consult."""
-
-    state: TenantState
-    faults: Faults
-
-
-Handler = Callable[[Context, GraphRequest, Mapping[str, str]], GraphResponse]
-
-
-def error_response(error: GraphError, request_id: str, client_request_id: str) -> GraphResponse:
-    """Graph's error body for a refusal."""
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None).isoformat()
-    inner = {"date": now, "request-id": request_id, "client-request-id": client_request_id}
-    body = {"error": {"code": error.code, "message": error.message, "innerError": inner}}
-    headers = {"Content-Type": "application/json", "request-id": request_id, "client-request-id": client_request_id}
-    return GraphResponse(error.status, body, headers)
+__all__ = ["Context", "GraphRequest", "GraphResponse", "dispatch", "error_response", "route"]
 
 
 def _fault_error(fault: Fault, state: TenantState) -> GraphError:
@@ -77,31 +41,12 @@ def _fault_error(fault: Fault, state: TenantState) -> GraphError:
     return GraphError(503, "serviceNotAvailable", "The service is not available. Try the request again after a delay.")
 
 
-def _ok(body: dict[str, Any], status: int = 200) -> GraphResponse:
-    return GraphResponse(status, body, {"Content-Type": JSON_ODATA, "OData-Version": "4.0"})
-
-
-def _json_body(req: GraphRequest) -> dict[str, Any]:
-    try:
-        parsed = json.loads(req.body or b"null")
-    except ValueError:
-        parsed = None
-    if not isinstance(parsed, dict):
-        raise GraphError(
-            400,
-            "BadRequest",
-            "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of "
-            "valid JSON format.",
-        )
-    return parsed
-
-
 def list_skus(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphResponse:
     """GET /subscribedSkus (no $filter: Graph has none for this collection)."""
     if "$filter" in req.query:
         raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
     value = [render_sku(ctx.state, sku) for sku in ctx.state.skus.values()]
-    return _ok({"@odata.context": f"{req.base_url}/$metadata#subscribedSkus", "value": value})
+    return ok({"@odata.context": f"{req.base_url}/$metadata#subscribedSkus", "value": value})
 
 
 def list_users(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphResponse:
@@ -122,7 +67,7 @@ def list_users(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphRe
         params = {k: v for k, v in req.query.items() if k != "$skiptoken"} | {"$skiptoken": skiptoken(start + top)}
         body["@odata.nextLink"] = f"{req.base_url}/users?{urlencode(params, quote_via=quote, safe='$,')}"
     body["value"] = [render_user(ctx.state, u, select) for u in page]
-    return _ok(body)
+    return ok(body)
 
 
 def get_user(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
@@ -130,21 +75,23 @@ def get_user(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> Grap
     select = parse_select(req.query.get("$select"))
     user = ctx.state.user(params["id"])
     body = {"@odata.context": users_context(req.base_url, select, entity=True)}
-    return _ok(body | render_user(ctx.state, user, select))
+    return ok(body | render_user(ctx.state, user, select))
 
 
 def patch_user(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
-    """PATCH /users/{id}: 204 No Content."""
-    ctx.state.set_user(params["id"], _json_body(req))
+    """PATCH /users/{id}: 204 No Content (and, with ``auto_notify``, a change notification soon after)."""
+    user = ctx.state.set_user(params["id"], json_body(req))
+    if ctx.state.auto_notify:
+        ctx.webhooks.notify_in_background(user.id, "updated")
     return GraphResponse(204, None)
 
 
 def assign_license(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
     """POST /users/{id}/assignLicense: 200 with the user (default property set)."""
-    body = _json_body(req)
+    body = json_body(req)
     user = ctx.state.assign_license(params["id"], body.get("addLicenses"), body.get("removeLicenses"))
     context = {"@odata.context": users_context(req.base_url, None, entity=True)}
-    return _ok(context | render_user(ctx.state, user, None))
+    return ok(context | render_user(ctx.state, user, None))
 
 
 def license_details(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
@@ -153,7 +100,7 @@ def license_details(ctx: Context, req: GraphRequest, params: Mapping[str, str]) 
         raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
     user = ctx.state.user(params["id"])
     context = f"{req.base_url}/$metadata#users('{user.id}')/licenseDetails"
-    return _ok({"@odata.context": context, "value": ctx.state.license_details(user)})
+    return ok({"@odata.context": context, "value": ctx.state.license_details(user)})
 
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
@@ -163,6 +110,12 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("PATCH", "/users/{id}", patch_user),
     ("POST", "/users/{id}/assignLicense", assign_license),
     ("GET", "/users/{id}/licenseDetails", license_details),
+    ("POST", "/subscriptions", create_subscription),
+    ("GET", "/subscriptions", list_subscriptions),
+    ("GET", "/subscriptions/{id}", get_subscription),
+    ("PATCH", "/subscriptions/{id}", update_subscription),
+    ("DELETE", "/subscriptions/{id}", delete_subscription),
+    ("POST", "/subscriptions/{id}/reauthorize", reauthorize_subscription),
 )
 _COMPILED = [
     (method, template, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"), handler)
@@ -184,7 +137,7 @@ def route(method: str, path: str) -> tuple[str, Handler, dict[str, str]]:
     raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
 
-def dispatch(ctx: Context, req: GraphRequest) -> GraphResponse:
+async def dispatch(ctx: Context, req: GraphRequest) -> GraphResponse:
     """Answer one Graph request (never raises): count it, apply its fault, run its handler."""
     request_id = new_id()
     try:
@@ -200,7 +153,8 @@ def dispatch(ctx: Context, req: GraphRequest) -> GraphResponse:
             if fault is not None:
                 ctx.state.faulted[key] += 1
                 raise _fault_error(fault, ctx.state)
-            response = handler(ctx, req, params)
+            answer = handler(ctx, req, params)
+            response = answer if isinstance(answer, GraphResponse) else await answer
         except GraphError as exc:
             response = error_response(exc, request_id, req.client_request_id)
             if fault is not None:

@@ -16,17 +16,30 @@ from aiohttp import web
 from licensing.dev.tenant.admin import add_admin_routes
 from licensing.dev.tenant.batch import handle_batch
 from licensing.dev.tenant.faults import Faults
-from licensing.dev.tenant.graph_api import Context, GraphRequest, GraphResponse, dispatch, error_response
+from licensing.dev.tenant.graph_api import dispatch
 from licensing.dev.tenant.model import GraphError, new_id
+from licensing.dev.tenant.protocol import Context, GraphRequest, GraphResponse, error_response
 from licensing.dev.tenant.state import TenantState
+from licensing.dev.tenant.webhooks import Delivery, Webhooks
 
 CONTEXT = web.AppKey("context", Context)
 
 
-def create_app(state: TenantState, faults: Faults) -> web.Application:
-    """An aiohttp app serving Graph v1.0 under /v1.0 and the emulator's own controls under /_emulator."""
+def create_app(state: TenantState, faults: Faults, webhooks: Webhooks | None = None) -> web.Application:
+    """An aiohttp app serving Graph v1.0 under /v1.0 and the emulator's own controls under /_emulator.
+
+    Without ``webhooks`` the app makes its own and closes it on cleanup.
+    """
     app = web.Application()
-    app[CONTEXT] = Context(state, faults)
+    if webhooks is None:
+        webhooks = Webhooks(state)
+        owned = webhooks
+
+        async def close_webhooks(_: web.Application) -> None:
+            await owned.close()
+
+        app.on_cleanup.append(close_webhooks)
+    app[CONTEXT] = Context(state, faults, webhooks)
     add_admin_routes(app, app[CONTEXT])
     app.router.add_route("*", "/v1.0/{tail:.*}", _graph)
     app.router.add_route("*", "/{tail:.*}", _not_graph)
@@ -47,8 +60,8 @@ async def _graph(request: web.Request) -> web.StreamResponse:
         client_request_id=request.headers.get("client-request-id") or new_id(),
     )
     if req.path == "/$batch" and req.method == "POST":
-        return to_web(handle_batch(ctx, req))
-    return to_web(dispatch(ctx, req))
+        return to_web(await handle_batch(ctx, req))
+    return to_web(await dispatch(ctx, req))
 
 
 async def _not_graph(request: web.Request) -> web.StreamResponse:
@@ -83,6 +96,7 @@ class EmulatedTenant:
     """The emulated Graph tenant on a free loopback port of the current event loop.
 
     ``state`` and ``faults`` stay live: change seats, users, provisioning delay or faults while it runs.
+    ``webhooks`` owns the HTTP session that validates and notifies subscribers; it closes with the tenant.
     """
 
     def __init__(
@@ -99,6 +113,7 @@ class EmulatedTenant:
         # "localhost" may resolve to two families; port 0 would then give each its own port.
         self.host = "127.0.0.1" if host == "localhost" else host.strip("[]")
         self.port = port
+        self.webhooks = Webhooks(self.state)
         self._runner: web.AppRunner | None = None
 
     @property
@@ -116,7 +131,8 @@ class EmulatedTenant:
 
     async def start(self) -> EmulatedTenant:
         """Bind and serve; ``port`` becomes the port actually bound."""
-        runner = web.AppRunner(create_app(self.state, self.faults), access_log=None, shutdown_timeout=1.0)
+        app = create_app(self.state, self.faults, self.webhooks)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         await web.TCPSite(runner, self.host, self.port).start()
         self.port = int(runner.addresses[0][1])
@@ -124,10 +140,19 @@ class EmulatedTenant:
         return self
 
     async def stop(self) -> None:
-        """Stop serving and close connections."""
+        """Stop serving and close connections, then finish pending notifications and close their session."""
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
+        await self.webhooks.close()
+
+    async def notify_user_changed(self, user_id: str, change_type: str = "updated") -> list[Delivery]:
+        """POST Graph's change notification for one user to every live subscription wanting ``change_type``."""
+        return await self.webhooks.notify_user_changed(user_id, change_type)
+
+    async def send_lifecycle(self, subscription_id: str, event: str = "reauthorizationRequired") -> list[Delivery]:
+        """POST Graph's lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``, ``missed``)."""
+        return await self.webhooks.send_lifecycle(subscription_id, event)
 
     async def __aenter__(self) -> EmulatedTenant:
         return await self.start()

@@ -27,6 +27,7 @@ from licensing.dev.tenant.rules import (
     user_changes,
 )
 from licensing.dev.tenant.seed import read_seed, sku_from_json, user_fields
+from licensing.dev.tenant.subscriptions import Subscription
 
 __all__ = ["Assignment", "GraphError", "ServicePlan", "Sku", "TenantState", "User"]
 
@@ -40,6 +41,7 @@ class TenantState:
 
     ``clock`` (epoch seconds) decides provisioning: a newly enabled plan is ``PendingProvisioning``
     until ``provisioning_delay`` seconds have passed, then ``Success``. Both may be changed at runtime.
+    The same clock expires change-notification subscriptions.
     """
 
     def __init__(
@@ -60,6 +62,8 @@ class TenantState:
         self.faulted: Counter[str] = Counter()  # same keys, requests answered by an injected fault
         self.writes: Counter[str] = Counter()  # "assignLicense" / "updateUser" / "createUser" -> applied
         self.status_overrides: dict[tuple[str, str], str] = {}
+        self.subscriptions: dict[str, Subscription] = {}  # change-notification subscriptions by id
+        self.auto_notify = False  # notify subscribers (in the background) of users created or PATCHed
 
     @classmethod
     def from_fixture(

@@ -1,0 +1,68 @@
+"""HTTP-triggered functions: the signed HR webhook and Graph's change and lifecycle notifications."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import azure.functions as func
+
+from licensing import composition
+from licensing.errors import TransientError
+from licensing.hr_webhook import receive_hr_events
+from licensing.notifications import receive_notifications, validation_reply
+from licensing.records import utcnow
+from licensing.subscriptions import receive_lifecycle
+from licensing.web import Reply
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
+
+
+def respond(reply: Reply) -> func.HttpResponse:
+    """Reply -> HttpResponse (JSON bodies serialised, text passed through)."""
+    body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
+    return func.HttpResponse(body, status_code=reply.status, mimetype=reply.content_type)
+
+
+def _unavailable(exc: TransientError) -> func.HttpResponse:
+    # Storage or Graph hiccup: the sender retries (HR systems and Graph both do on 5xx).
+    log.warning("webhook deferred: %s", exc.message)
+    return func.HttpResponse(
+        json.dumps({"error": "temporarily unavailable, retry shortly"}), status_code=503,
+        mimetype="application/json", headers={"Retry-After": "10"},
+    )  # fmt: skip
+
+
+@bp.function_name("hr_events")
+@bp.route(route="hr/events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def hr_events(req: func.HttpRequest) -> func.HttpResponse:
+    """Joiner / mover / leaver events from the HR system, HMAC-signed; 202 once queued."""
+    try:
+        return respond(await receive_hr_events(req.headers, req.get_body(), await composition.services()))
+    except TransientError as exc:
+        return _unavailable(exc)
+
+
+@bp.function_name("graph_notifications")
+@bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    """Graph user change notifications (and the subscription validation handshake)."""
+    if (handshake := validation_reply(req.params)) is not None:
+        return respond(handshake)  # before building anything: Graph allows 10 s, cold start included
+    try:
+        return respond(await receive_notifications(req.params, req.get_body(), await composition.services()))
+    except TransientError as exc:
+        return _unavailable(exc)
+
+
+@bp.function_name("graph_lifecycle")
+@bp.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+    """Graph lifecycle notifications: reauthorizationRequired, subscriptionRemoved, missed."""
+    if (handshake := validation_reply(req.params)) is not None:
+        return respond(handshake)
+    try:
+        return respond(await receive_lifecycle(req.get_body(), await composition.services(), now=utcnow()))
+    except TransientError as exc:
+        return _unavailable(exc)

@@ -1,0 +1,35 @@
+"""Timer-triggered functions: release far-future HR requests, keep the Graph subscription alive."""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from licensing import composition
+from licensing.records import utcnow
+from licensing.scheduling import release_due
+from licensing.subscriptions import keep_alive
+
+log = logging.getLogger(__name__)
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
+RELEASE_SCHEDULE = "0 */15 * * * *"  # six-field NCRONTAB, UTC: every 15 minutes
+SUBSCRIPTION_SCHEDULE = "0 7 * * * *"  # hourly at :07; renewal happens when < 3 days are left
+
+
+@bp.function_name("release_scheduled")
+@bp.timer_trigger(arg_name="timer", schedule=RELEASE_SCHEDULE, run_on_startup=False, use_monitor=True)
+async def release_scheduled(timer: func.TimerRequest) -> None:
+    """Hires and leavers effective more than 7 days out wait in a table; move them onto the queue in time."""
+    services = await composition.services()
+    released = await release_due(services.storage, now=utcnow())
+    log.info("release_scheduled: %d released (past due: %s)", released, timer.past_due)
+
+
+@bp.function_name("graph_subscription")
+@bp.timer_trigger(arg_name="timer", schedule=SUBSCRIPTION_SCHEDULE, run_on_startup=False, use_monitor=True)
+async def graph_subscription(timer: func.TimerRequest) -> None:
+    """Create the users subscription when missing, renew it before it expires."""
+    services = await composition.services()
+    result = await keep_alive(services, now=utcnow())
+    log.info("graph_subscription: %s", result)

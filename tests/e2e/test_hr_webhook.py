@@ -1,0 +1,173 @@
+"""POST /api/hr/events through the function registered in function_app.py, against real Azurite."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from azure.functions import HttpRequest, HttpResponse
+
+import function_app
+from licensing.composition import Services
+from licensing.dev.localhost import user_function
+from licensing.messages import LICENSE_REQUESTS_QUEUE
+from licensing.scheduling import held, release_due
+from licensing.signing import sign
+from tests.conftest import HR_PREVIOUS_SECRET, HR_SECRET
+from tests.helpers import drain
+
+URL = "http://localhost/api/hr/events"
+
+
+def event(event_id: str, kind: str = "hire", **extra: Any) -> dict[str, Any]:
+    """An HR event as the HR system sends it."""
+    return {"eventId": event_id, "type": kind, "employeeId": f"E-{event_id}",
+            "userPrincipalName": f"{event_id}@contoso.onmicrosoft.com", "department": "Sales", **extra}  # fmt: skip
+
+
+def signed(payload: object, *, secret: str = HR_SECRET, at: float | None = None, raw: bytes | None = None,
+           headers: dict[str, str] | None = None) -> HttpRequest:  # fmt: skip
+    """A request signed like the HR system signs it: hex HMAC over timestamp + "." + body."""
+    body = raw if raw is not None else json.dumps(payload).encode()
+    timestamp = str(int(time.time() if at is None else at))
+    base = {"Content-Type": "application/json", "X-Timestamp": timestamp,
+            "X-Signature": "sha256=" + sign(secret, timestamp, body)}  # fmt: skip
+    return HttpRequest(method="POST", url=URL, headers={**base, **(headers or {})}, params={}, body=body)
+
+
+async def post(request: HttpRequest) -> tuple[int, Any]:
+    """Call the registered hr_events function; decode its JSON answer."""
+    response: HttpResponse = await user_function(function_app.app, "hr_events")(request)
+    return response.status_code, json.loads(response.get_body())
+
+
+async def queued(services: Services) -> int:
+    """Messages on license-requests, visible or delayed."""
+    return (await services.storage.queue(LICENSE_REQUESTS_QUEUE).get_queue_properties()).approximate_message_count or 0
+
+
+async def test_signed_batch_is_accepted_and_queued(services: Services) -> None:
+    """Two signed events -> 202 listing both, two onboarding requests on the queue."""
+    status, answer = await post(signed({"events": [event("a1"), event("a2", "update", country="DE")]}))
+    assert status == 202
+    assert answer == {"accepted": ["a1", "a2"], "duplicates": [], "scheduled": []}
+    messages = sorted(await drain(services, LICENSE_REQUESTS_QUEUE), key=lambda m: m["requestId"])
+    assert messages[0] == {"user": "a1@contoso.onmicrosoft.com", "source": "hr", "requestId": "hr-a1",
+                           "attributes": {"department": "Sales"}}  # fmt: skip
+    assert messages[1]["usageLocation"] == "DE"
+
+
+async def test_replayed_event_is_acknowledged_but_not_queued_again(services: Services) -> None:
+    """HR retries the same eventId: 202 says duplicate, nothing new is enqueued."""
+    assert (await post(signed(event("r1"))))[0] == 202
+    status, answer = await post(signed({"events": [event("r1"), event("r2")]}))
+    assert status == 202
+    assert (answer["accepted"], answer["duplicates"]) == (["r2"], ["r1"])
+    assert len(await drain(services, LICENSE_REQUESTS_QUEUE)) == 2
+
+
+async def test_previous_secret_still_works_during_rotation(services: Services) -> None:
+    """HR_WEBHOOK_SECRET_PREVIOUS is accepted alongside the new one."""
+    assert (await post(signed(event("rot"), secret=HR_PREVIOUS_SECRET)))[0] == 202
+
+
+def _tampered_request() -> HttpRequest:
+    good = signed(event("t"))
+    return HttpRequest(method="POST", url=URL, headers=dict(good.headers), params={},
+                       body=good.get_body().replace(b"Sales", b"Execs"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: signed(event("x"), secret="wrong-secret"), "does not match"),
+        (lambda: signed(event("x"), at=time.time() - 301), "old"),
+        (lambda: signed(event("x"), at=time.time() + 120), "in the future"),
+        (lambda: signed(event("x"), headers={"X-Signature": ""}), "missing X-Signature"),
+        (lambda: signed(event("x"), headers={"X-Timestamp": ""}), "missing X-Timestamp"),
+        (_tampered_request, "does not match"),
+    ],
+    ids=["wrong-secret", "stale", "future", "no-signature", "no-timestamp", "tampered-body"],
+)
+async def test_bad_signatures_get_401_and_nothing_is_queued(services: Services, make: Any, reason: str) -> None:
+    """Every signature failure is a 401 naming the cause; the queue stays empty."""
+    status, answer = await post(make())
+    assert status == 401
+    assert reason in answer["error"]
+    assert await queued(services) == 0
+
+
+async def test_field_errors_are_a_400_listing_each_problem_and_nothing_is_queued(services: Services) -> None:
+    """One bad event in a batch rejects the batch, with where and what."""
+    bad = {"events": [event("ok"), event("bad", "fired", country="Germany")]}
+    status, answer = await post(signed(bad))
+    assert status == 400
+    assert answer["error"] == "invalid payload"
+    assert {p["loc"] for p in answer["problems"]} >= {"events[1].type", "events[1].country"}
+    assert await queued(services) == 0
+
+
+async def test_malformed_json_is_400(services: Services) -> None:
+    """A signed body that is not JSON: 400 at (body)."""
+    status, answer = await post(signed(None, raw=b"{nope"))
+    assert status == 400
+    assert answer["problems"][0]["loc"] == "(body)"
+
+
+async def test_oversize_body_is_413_and_wrong_content_type_is_415(services: Services) -> None:
+    """Size and media type are checked before anything else."""
+    status, answer = await post(signed(None, raw=b" " * (1024 * 1024 + 1)))
+    assert (status, "limit" in answer["error"]) == (413, True)
+    status, answer = await post(signed(event("c"), headers={"Content-Type": "text/plain"}))
+    assert (status, answer["error"]) == (415, "Content-Type must be application/json, not text/plain")
+    assert await queued(services) == 0
+
+
+async def test_future_hire_is_delayed_on_the_queue_within_seven_days(services: Services) -> None:
+    """A start date a few days out: queued now, invisible until then."""
+    start = (datetime.now(UTC) + timedelta(days=3)).date()
+    status, answer = await post(signed(event("soon", startDate=start.isoformat())))
+    assert status == 202
+    [scheduled] = answer["scheduled"]
+    assert (scheduled["eventId"], scheduled["status"]) == ("soon", "delayed")
+    assert scheduled["effective"].startswith(start.isoformat())
+    queue = services.storage.queue(LICENSE_REQUESTS_QUEUE)
+    assert await queued(services) == 1
+    assert [m async for m in queue.receive_messages()] == []  # not visible yet
+
+
+async def test_hire_beyond_seven_days_is_held_and_released_by_the_timer(services: Services) -> None:
+    """Past the queue's 7-day limit the request waits in a table; the timer queues it when in reach."""
+    start = datetime.now(UTC).date() + timedelta(days=30)
+    status, answer = await post(signed(event("later", startDate=start.isoformat())))
+    assert (status, answer["scheduled"][0]["status"]) == (202, "held")
+    assert await queued(services) == 0
+    [(effective, message)] = await held(services.storage)
+    assert message["requestId"] == "hr-later"
+    assert await release_due(services.storage, now=datetime.now(UTC)) == 0  # still too far
+    assert await release_due(services.storage, now=effective - timedelta(days=6)) == 1
+    assert await held(services.storage) == []
+    assert await queued(services) == 1
+
+
+async def test_leaver_with_future_end_date_is_scheduled_for_removal(services: Services) -> None:
+    """terminate with endDate in 2 days -> a delayed remove request."""
+    end = (datetime.now(UTC) + timedelta(days=2)).date()
+    status, answer = await post(signed(event("bye", "terminate", endDate=end.isoformat())))
+    assert (status, answer["scheduled"][0]["status"]) == (202, "delayed")
+
+
+async def test_webhook_without_a_configured_secret_is_503_not_open(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Missing HR_WEBHOOK_SECRET never means "accept everything"."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    monkeypatch.setattr(services, "settings", replace(services.settings, hr_webhook_secrets=()))
+    status, answer = await post(signed(event("n")))
+    assert status == 503
+    assert "HR_WEBHOOK_SECRET" in answer["error"]
+    assert await queued(services) == 0
