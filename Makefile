@@ -28,6 +28,9 @@ demo: install
 test: install lint typecheck
 	$(PY) -m pytest -q -m "not soak"
 
+bench: install  ## performance figures (tables: ours vs the naive way); not part of make test
+	$(PY) -m tests.bench.webhook
+
 unit: install
 	$(PY) -m pytest -q tests/unit
 

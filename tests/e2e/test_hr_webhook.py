@@ -171,3 +171,22 @@ async def test_webhook_without_a_configured_secret_is_503_not_open(
     assert status == 503
     assert "HR_WEBHOOK_SECRET" in answer["error"]
     assert await queued(services) == 0
+
+
+async def test_secrets_and_signatures_never_reach_logs_or_tables(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Run good and bad requests with DEBUG logging; neither the secret nor any signature appears anywhere."""
+    caplog.set_level("DEBUG")
+    good = signed(event("leak1"))
+    bad = signed(event("leak2"), secret="attacker-guess")
+    await post(good)
+    await post(bad)
+    signatures = [good.headers["X-Signature"], bad.headers["X-Signature"]]
+    text = caplog.text
+    for marker in (HR_SECRET, HR_PREVIOUS_SECRET, *signatures, *(s.removeprefix("sha256=") for s in signatures)):
+        assert marker not in text
+        for table in ("HrEvents", "LicenseEvents", "LicenseStatus"):
+            async for entity in services.storage.table(table).list_entities():
+                assert marker not in json.dumps(entity, default=str)
+    assert "signature rejected" in text  # the refusal itself is logged, without the values
