@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -126,24 +127,32 @@ class Dispatch:
     effective: datetime | None
 
 
-def dispatch_for(event: HrEvent, *, hire_lead_hours: int, leaver_grace_days: int) -> Dispatch:
-    """Joiner and mover: assign per policy (a hire on its start date); leaver: remove on endDate + grace."""
+def dispatch_for(
+    event: HrEvent, *, now: datetime, timezone: ZoneInfo, hire_lead_hours: int, leaver_grace_days: int
+) -> Dispatch:
+    """Joiner and mover: assign per policy (a hire from its start date); leaver: remove when endDate is over.
+
+    HR dates are calendar days in the HR system's time zone: a hire is licensed from 00:00 local on startDate
+    (less the lead time), a leaver loses licenses at the end of endDate (00:00 local the next day) plus the
+    grace days, or now plus the grace days without an endDate.
+    """
     message: dict[str, Any] = {
         "user": event.user_principal_name,
         "source": "hr",
         "requestId": f"hr-{event.event_id}",
+        "issuedAt": now.isoformat(),
     }
     if event.type == "terminate":
         message["action"] = "remove"
-        when = _midnight(event.end_date) + timedelta(days=leaver_grace_days) if event.end_date else None
-        return Dispatch(message, when)
+        ends = _local_midnight(event.end_date + timedelta(days=1), timezone) if event.end_date else now
+        return Dispatch(message, ends + timedelta(days=leaver_grace_days))
     message["attributes"] = event.attributes()
     if event.country:
         message["usageLocation"] = event.country
     if event.type == "hire" and event.start_date:
-        return Dispatch(message, _midnight(event.start_date) - timedelta(hours=hire_lead_hours))
+        return Dispatch(message, _local_midnight(event.start_date, timezone) - timedelta(hours=hire_lead_hours))
     return Dispatch(message, None)
 
 
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
+def _local_midnight(day: date, timezone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone).astimezone(UTC)

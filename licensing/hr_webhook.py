@@ -7,19 +7,23 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
 from licensing.composition import Services
 from licensing.hr_events import HrEvent, PayloadInvalid, dispatch_for, parse_events
-from licensing.scheduling import dispatch
+from licensing.scheduling import cancel_held, dispatch
 from licensing.signing import SignatureRejected, check_signature
 from licensing.storage import HR_EVENTS_TABLE, table_key, transient
 from licensing.web import Reply, error
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024  # 500 events of ~1 KiB fit easily
+IN_FLIGHT = timedelta(seconds=60)  # a claim younger than this belongs to a request still running
 CONCURRENCY = 32  # storage round trips in flight per request: a 500-event batch acks in well under a second
 
 
@@ -78,14 +82,15 @@ async def _accept(event: HrEvent, services: Services) -> dict[str, Any]:
             await table.create_entity({**key, "Status": "received", "Type": event.type, "ReceivedAt": received,
                                        "EmployeeId": event.employee_id})  # fmt: skip
         except ResourceExistsError:
-            existing = await table.get_entity(key["PartitionKey"], key["RowKey"])
-            if existing.get("Status") == "dispatched":
+            if not await _take_over(table, key, received):
                 return {"eventId": event.event_id, "status": "duplicate"}
+    settings = services.settings
     plan = dispatch_for(
-        event,
-        hire_lead_hours=services.settings.hr_hire_lead_hours,
-        leaver_grace_days=services.settings.hr_leaver_grace_days,
-    )
+        event, now=received, timezone=ZoneInfo(settings.hr_timezone), hire_lead_hours=settings.hr_hire_lead_hours,
+        leaver_grace_days=settings.hr_leaver_grace_days,
+    )  # fmt: skip
+    if event.type == "terminate":  # a future hire of someone who leaves before starting must not license them
+        await cancel_held(services.storage, event.user_principal_name)
     placement, effective = await dispatch(services.storage, plan.message, effective=plan.effective, now=received)
     with transient("mark an HR event dispatched"):
         await table.update_entity({**key, "Status": "dispatched", "Placement": placement})
@@ -93,6 +98,23 @@ async def _accept(event: HrEvent, services: Services) -> dict[str, Any]:
     if effective:
         result["effective"] = effective.isoformat()
     return result
+
+
+async def _take_over(table: Any, key: dict[str, str], now: datetime) -> bool:  # noqa: ANN401  # TableClient
+    """A retry of a known eventId: dispatched, or still being handled by another request, means duplicate.
+
+    Only a claim left behind by a request that died before dispatching (older than IN_FLIGHT) is taken
+    over, with an ETag condition so two retries cannot both take it.
+    """
+    existing = await table.get_entity(key["PartitionKey"], key["RowKey"])
+    if existing.get("Status") == "dispatched" or now - existing["ReceivedAt"] < IN_FLIGHT:
+        return False
+    try:
+        await table.update_entity({**key, "ReceivedAt": now}, etag=existing.metadata["etag"],
+                                  match_condition=MatchConditions.IfNotModified)  # fmt: skip
+    except ResourceModifiedError:
+        return False
+    return True
 
 
 def _shard(event_id: str) -> str:

@@ -33,6 +33,9 @@ class OnboardRequest(_Message):
         default="assign", description="assign: apply the policy; remove: a leaver loses the licenses the app manages"
     )
     attempt: int = Field(default=0, ge=0, le=1000, description="set by the app when it re-enqueues")
+    issued_at: AwareDatetime | None = Field(
+        default=None, alias="issuedAt", description="when the producer decided it (HR: when the event arrived)"
+    )
 
 
 class VerifyLicense(_Message):

@@ -19,6 +19,11 @@ MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024
 mismatched_client_state = 0  # per worker, for the log line: mismatches are dropped, never acted on
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII text (compare_digest refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def validation_reply(params: Mapping[str, str]) -> Reply | None:
     """Graph's handshake: echo ?validationToken as text/plain within 10 s (no body parsing, no storage)."""
     token = params.get("validationToken")
@@ -37,7 +42,7 @@ def user_changes(payload: Any, client_state: str | None) -> tuple[list[str], int
             ignored += 1
             continue
         given = item.get("clientState")
-        if not client_state or not isinstance(given, str) or not hmac.compare_digest(given, client_state):
+        if not client_state or not isinstance(given, str) or not same_secret(given, client_state):
             mismatched += 1
             continue
         data = item.get("resourceData")

@@ -1,51 +1,66 @@
-"""Remove the licenses this app manages: leavers, and a mover's old SKU. Group-based ones are never touched."""
+"""Remove the licenses this app assigned: leavers, and a mover's old SKU. Group-based ones are never touched."""
 
 from __future__ import annotations
 
 import logging
 
 from licensing.composition import Services
-from licensing.errors import PermanentError, PolicyError
+from licensing.errors import PermanentError
 from licensing.messages import OnboardRequest
 from licensing.model import Catalog, UserFacts
 from licensing.planning import Removal, plan_removals
 from licensing.recording import Handled, record
+from licensing.records import StatusRecord
 
 log = logging.getLogger(__name__)
 
 
+LEAVER = "~leaver"  # RowKey of the tombstone: a leaver is not licensed again until a later HR hire
+OWNING = frozenset({"assigned", "verified", "pending", "failed"})  # status rows of SKUs this app assigned
+
+
+async def owned_skus(
+    user_id: str, catalog: Catalog, services: Services
+) -> tuple[frozenset[str], dict[str, StatusRecord]]:
+    """(ids of the SKUs this app assigned to the user, the user's status rows by RowKey)."""
+    rows = {r.sku: r async for r in services.storage.statuses(user_id)}
+    owned = frozenset(
+        sku.id for part, row in rows.items() if row.outcome in OWNING and (sku := catalog.by_part_number(part))
+    )
+    return owned, rows
+
+
 async def offboard(request: OnboardRequest, user: UserFacts, services: Services) -> Handled:
-    """A leaver: one assignLicense call removing every SKU the policy hands out, recorded before/after."""
+    """A leaver: one assignLicense call removing the SKUs this app assigned, recorded before/after.
+
+    Leaves a tombstone so that a later notification or sweep does not license the leaver again.
+    """
     catalog = await services.graph.catalog()
-    try:
-        removals = plan_removals(user, services.policy(), catalog)
-    except PolicyError as exc:
-        await record(
-            services, user_key=user.id, upn=user.user_principal_name, outcome="rejected", kind="RequestRejected",
-            reason=exc.message, request_id=request.request_id, source=request.source,
-        )  # fmt: skip
-        return Handled("rejected", exc.message)
-    grouped = [h for h in user.licenses if h.assigned_by_group]
-    kept = f"; {len(grouped)} group-assigned license(s) left to their groups" if grouped else ""
-    if not removals:
-        await record(
-            services, user_key=user.id, upn=user.user_principal_name, outcome="removed", kind="LicenseRemoved",
-            reason=f"no license managed by this app to remove{kept}", request_id=request.request_id,
-            source=request.source,
-        )  # fmt: skip
-        return Handled("removed", "nothing to remove")
-    try:
-        await services.graph.assign(user.id, [], [r.sku_id for r in removals])
-    except PermanentError as exc:
-        for removal in removals:
-            await record(
-                services, user_key=user.id, upn=user.user_principal_name, outcome="failed", kind="AssignmentFailed",
-                reason=exc.message, request_id=request.request_id, source=request.source, sku=removal.part_number,
-            )  # fmt: skip
-        return Handled("failed", exc.message)
-    await record_removals(request, user, removals, catalog, services, rule="", note=kept)
-    await services.graph.catalog(fresh=True)  # seats just came back; let the next assignment see them
-    parts = ", ".join(r.part_number for r in removals)
+    owned, _ = await owned_skus(user.id, catalog, services)
+    removals = plan_removals(user, owned, catalog)
+    kept = [h for h in user.licenses if h.assigned_by_group or h.sku_id not in owned]
+    note = (
+        f"; {len(kept)} license(s) not assigned by this app (group-based or by hand) left as they are" if kept else ""
+    )
+    if removals:
+        try:
+            await services.graph.assign(user.id, [], [r.sku_id for r in removals])
+        except PermanentError as exc:
+            for removal in removals:
+                await record(
+                    services, user_key=user.id, upn=user.user_principal_name, outcome="failed",
+                    kind="AssignmentFailed", reason=exc.message, request_id=request.request_id,
+                    source=request.source, sku=removal.part_number,
+                )  # fmt: skip
+            return Handled("failed", exc.message)
+        await record_removals(request, user, removals, catalog, services, rule="", note=note)
+        await services.graph.catalog(fresh=True)  # seats just came back; let the next assignment see them
+    await record(
+        services, user_key=user.id, upn=user.user_principal_name, outcome="removed", kind="LicenseRemoved",
+        reason=f"leaver: not licensed again until a later HR hire{note}", request_id=request.request_id,
+        source=request.source, sku=LEAVER,
+    )  # fmt: skip
+    parts = ", ".join(r.part_number for r in removals) or "nothing"
     log.info("removed %s from %s (request %s)", parts, user.id, request.request_id)
     return Handled("removed", f"{parts} removed from {user.user_principal_name}")
 

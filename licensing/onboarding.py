@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from licensing.composition import Services
 from licensing.errors import (
@@ -16,12 +17,12 @@ from licensing.errors import (
 )
 from licensing.messages import OnboardRequest, parse_message
 from licensing.model import Catalog, UserFacts
-from licensing.offboarding import offboard, record_removals
+from licensing.offboarding import LEAVER, offboard, owned_skus, record_removals
 from licensing.onboarding_outcomes import blocked, clear_request_rows, note_compliant, rejected, user_missing
 from licensing.planning import AssignmentPlan, DesiredLicense, plan_assignment
 from licensing.policy import Policy
 from licensing.recording import Handled, note_failed_attempt, record, reject_unreadable
-from licensing.records import AuditEvent, EventKind
+from licensing.records import AuditEvent, EventKind, StatusRecord
 from licensing.verifying import schedule_verification
 
 log = logging.getLogger(__name__)
@@ -73,14 +74,20 @@ async def _onboard(request: OnboardRequest, services: Services) -> Handled:
         return Handled("failed", exc.message)
 
 
-async def _assign(
+async def _assign(  # noqa: PLR0911  # one exit per outcome
     request: OnboardRequest, user: UserFacts, policy: Policy, services: Services
-) -> Handled:  # one exit per outcome
+) -> Handled:
     graph, settings = services.graph, services.settings
     catalog = await graph.catalog()
+    owned, rows = await owned_skus(user.id, catalog, services)
+    if refusal := _refusal(request, user, rows):
+        await _event(services, request, user, "RequestRejected", refusal)
+        return Handled("skipped", refusal)
+    if LEAVER in rows:  # a rehire, reported by HR after the termination
+        await services.storage.delete_status(user.id, LEAVER)
     try:
         plan = plan_assignment(
-            user, policy, catalog, attributes=request.attributes, usage_location=request.usage_location
+            user, policy, catalog, attributes=request.attributes, usage_location=request.usage_location, owned=owned
         )
     except SeatsExhausted as exc:
         return await blocked(request, user, services, exc)
@@ -89,7 +96,7 @@ async def _assign(
     if plan.no_op:
         await note_compliant(request, user, plan, services)
         await clear_request_rows(request, user, services)
-        if await _unverified(user, plan, services):
+        if _unverified(rows, plan):
             await _verify_later(request, user, plan, services, delay=0)
         return Handled("compliant", f"{user.user_principal_name} already matches rule {plan.rule}")
     if plan.usage_location:
@@ -131,10 +138,24 @@ async def _assign(
     return Handled("assigned", f"{done} for {user.user_principal_name}")
 
 
-async def _unverified(user: UserFacts, plan: AssignmentPlan, services: Services) -> bool:
+def _unverified(rows: Mapping[str, StatusRecord], plan: AssignmentPlan) -> bool:
     """True unless every managed SKU already has a verification done or under way (no second chain)."""
-    rows = {r.sku: r.outcome async for r in services.storage.statuses(user.id)}
-    return any(rows.get(d.part_number) not in {"verified", "pending", "assigned"} for d in plan.managed)
+    return any(
+        (row := rows.get(d.part_number)) is None or row.outcome not in {"verified", "pending", "assigned"}
+        for d in plan.managed
+    )
+
+
+def _refusal(request: OnboardRequest, user: UserFacts, rows: Mapping[str, StatusRecord]) -> str | None:
+    """Why this user must not be licensed now: a disabled account, or a leaver (until a later HR hire)."""
+    if not user.account_enabled:
+        return "the account is disabled; disabled accounts are not licensed"
+    tomb = rows.get(LEAVER)
+    if tomb is None:
+        return None
+    if request.source == "hr" and request.issued_at is not None and request.issued_at > tomb.updated_at:
+        return None
+    return f"left on {tomb.updated_at:%Y-%m-%d} (HR terminate); only a later HR hire licenses them again"
 
 
 async def _verify_later(

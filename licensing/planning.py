@@ -105,8 +105,10 @@ def plan_assignment(
     *,
     attributes: Mapping[str, str] | None = None,
     usage_location: str | None = None,
+    owned: frozenset[str] = frozenset(),
 ) -> AssignmentPlan:
-    """Decide what to assign. Request attributes override the user's directory attributes.
+    """Decide what to assign. Request attributes override the user's directory attributes. ``owned`` are
+    the SKU ids this app assigned to the user earlier: those the rule no longer gives are removed (a mover).
 
     Raises PolicyError (no rule matches, or a name does not resolve), UsageLocationMissing and
     SeatsExhausted (a new SKU has no free seat: companions are all-or-nothing, so nothing is assigned).
@@ -121,7 +123,7 @@ def plan_assignment(
     plan = plan_changes(user, desired, catalog, rule=rule.name, usage_location=fallback)
     wanted = {d.sku_id for d in desired}
     # A mover: SKUs the policy hands out (so this app manages them) that the new rule no longer gives.
-    removals = tuple(r for r in plan_removals(user, policy, catalog) if r.sku_id not in wanted)
+    removals = tuple(r for r in plan_removals(user, owned, catalog) if r.sku_id not in wanted)
     return replace(plan, removals=removals)
 
 
@@ -132,12 +134,11 @@ def managed_sku_ids(policy: Policy, catalog: Catalog) -> frozenset[str]:
     return frozenset(sku.id.lower() for name in names if (sku := catalog.by_part_number(name)) is not None)
 
 
-def plan_removals(user: UserFacts, policy: Policy, catalog: Catalog) -> tuple[Removal, ...]:
-    """The user's direct assignments of SKUs this app manages (a leaver loses all of them).
+def plan_removals(user: UserFacts, owned: frozenset[str], catalog: Catalog) -> tuple[Removal, ...]:
+    """The user's direct assignments of SKUs this app assigned (``owned``): what a leaver loses.
 
-    Group-based assignments and SKUs the policy never names (an admin's hand-made exception) are left alone.
+    Group-based assignments and licenses someone else assigned (an admin's hand-made exception) stay.
     """
-    owned = managed_sku_ids(policy, catalog)
     removals = []
     for held in user.licenses:
         if held.assigned_by_group is None and held.sku_id.lower() in owned:

@@ -15,6 +15,7 @@ from licensing.storage import MAX_VISIBILITY_DELAY, SCHEDULED_TABLE, Storage, ta
 log = logging.getLogger(__name__)
 HELD = "held"  # the one partition: rows sort by RowKey = due time, so "what is due" is a range query
 Placement = Literal["now", "delayed", "held"]
+RELEASE_WITHIN = timedelta(days=6)  # a day inside the queue's 7-day delay limit: the timer has many chances
 
 
 async def dispatch(
@@ -41,8 +42,8 @@ async def dispatch(
 
 
 async def release_due(storage: Storage, *, now: datetime) -> int:
-    """Move held requests that are now within the queue's 7-day reach onto the queue (send, then delete)."""
-    horizon = now + timedelta(seconds=MAX_VISIBILITY_DELAY)
+    """Move held requests due within 6 days onto the queue with their remaining delay (send, then delete)."""
+    horizon = now + RELEASE_WITHIN
     table = storage.table(SCHEDULED_TABLE)
     released = 0
     rows = table.query_entities(
@@ -59,6 +60,19 @@ async def release_due(storage: Storage, *, now: datetime) -> int:
     if released:
         log.info("released %d scheduled request(s)", released)
     return released
+
+
+async def cancel_held(storage: Storage, user: str, *, action: str = "assign") -> int:
+    """Drop held requests of one user (a leaver's future hire); returns how many."""
+    table = storage.table(SCHEDULED_TABLE)
+    dropped = 0
+    async for row in table.query_entities("PartitionKey eq @pk", parameters={"pk": HELD}):
+        message = json.loads(row["Message"])
+        if str(message.get("user", "")).lower() == user.lower() and message.get("action", "assign") == action:
+            with transient("cancel a scheduled request"):
+                await table.delete_entity(row["PartitionKey"], row["RowKey"])
+            dropped += 1
+    return dropped
 
 
 async def held(storage: Storage) -> list[tuple[datetime, dict[str, Any]]]:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from licensing.cron import CronError, validate_ncrontab
 from licensing.errors import PermanentError
 
 GraphAuth = Literal["managed-identity", "default", "none"]
 GRAPH_AUTH_CHOICES: tuple[GraphAuth, ...] = ("managed-identity", "default", "none")
 STORAGE_SETTING = "AzureWebJobsStorage"
+log = logging.getLogger(__name__)
 APP_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -33,6 +37,8 @@ TUNABLES: dict[str, str] = {
     "not_found_max_attempts": "LICENSING_NOT_FOUND_MAX_ATTEMPTS",
     "hr_hire_lead_hours": "HR_HIRE_LEAD_HOURS",
     "hr_leaver_grace_days": "HR_LEAVER_GRACE_DAYS",
+    "sweep_full_every_days": "SWEEP_FULL_EVERY_DAYS",
+    "sweep_fix_rate_per_minute": "SWEEP_FIX_RATE_PER_MINUTE",
 }
 SECRET_SETTINGS = ("HR_WEBHOOK_SECRET", "HR_WEBHOOK_SECRET_PREVIOUS", "GRAPH_NOTIFICATION_CLIENT_STATE")
 # Upper bounds the platform imposes (the SDK refuses retry delays over 180 s; a queue delay over 7 days).
@@ -52,6 +58,9 @@ SETTING_NAMES: tuple[str, ...] = (
     "AZURE_CLIENT_ID",
     "GRAPH_NOTIFICATION_URL",
     "GRAPH_LIFECYCLE_URL",
+    "SWEEP_SCHEDULE",
+    "SWEEP_MODE",
+    "HR_TIMEZONE",
     *SECRET_SETTINGS,
     *TUNABLES.values(),
 )
@@ -68,6 +77,7 @@ class StorageSettings:
     connection_string: str | None = None
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
+    blob_service_uri: str | None = None
     client_id: str | None = None
 
 
@@ -94,9 +104,14 @@ class Settings:
     hr_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     hr_hire_lead_hours: int = 0
     hr_leaver_grace_days: int = 0
+    hr_timezone: str = "UTC"
     graph_notification_url: str | None = None
     graph_lifecycle_url: str | None = None
     graph_client_state: str | None = field(default=None, repr=False)
+    sweep_schedule: str = "0 0 2 * * *"
+    sweep_mode: Literal["report", "remediate"] = "report"
+    sweep_full_every_days: int = 7
+    sweep_fix_rate_per_minute: int = 300
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -117,6 +132,21 @@ class Settings:
         if tunables_over_limit := [n for n, limit in LIMITS.items() if _number(env, n, 0) > limit]:
             name = tunables_over_limit[0]
             raise SettingsError(f"{name}={env[name]!r} is above its limit of {LIMITS[name]:g}; lower it.")
+        schedule = env.get("SWEEP_SCHEDULE") or "0 0 2 * * *"
+        try:
+            validate_ncrontab(schedule)
+        except CronError as exc:
+            raise SettingsError(f"SWEEP_SCHEDULE: {exc}") from None
+        sweep_mode = env.get("SWEEP_MODE") or "report"
+        if sweep_mode not in {"report", "remediate"}:
+            raise SettingsError(f"SWEEP_MODE={sweep_mode!r} is not valid; use report (record drift only) or remediate")
+        hr_timezone = env.get("HR_TIMEZONE") or "UTC"
+        try:
+            ZoneInfo(hr_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"HR_TIMEZONE={hr_timezone!r} is not an IANA time zone; use e.g. Europe/Berlin"
+            ) from None
         policy = Path(env.get("LICENSING_POLICY_PATH", "licensing-policy.json"))
         tunables: dict[str, float | int | bool] = {}
         for field_name, env_name in TUNABLES.items():
@@ -134,10 +164,13 @@ class Settings:
             graph_auth=auth,
             graph_client_id=env.get("AZURE_CLIENT_ID") or None,
             # Two secrets at once so the HR system can rotate without downtime: new first, previous second.
-            hr_webhook_secrets=tuple(s for s in (env.get(n) for n in SECRET_SETTINGS[:2]) if s),
+            hr_webhook_secrets=tuple(s for s in (_secret(env, n) for n in SECRET_SETTINGS[:2]) if s),
             graph_notification_url=env.get("GRAPH_NOTIFICATION_URL") or None,
             graph_lifecycle_url=env.get("GRAPH_LIFECYCLE_URL") or None,
-            graph_client_state=env.get("GRAPH_NOTIFICATION_CLIENT_STATE") or None,
+            graph_client_state=_secret(env, "GRAPH_NOTIFICATION_CLIENT_STATE"),
+            hr_timezone=hr_timezone,
+            sweep_schedule=schedule,
+            sweep_mode=sweep_mode,  # type: ignore[arg-type]  # checked just above
             **tunables,  # type: ignore[arg-type]
         )
 
@@ -161,9 +194,20 @@ def _storage(env: Mapping[str, str]) -> StorageSettings | None:
         return StorageSettings(
             queue_service_uri=queue_uri,
             table_service_uri=table_uri,
+            blob_service_uri=env.get(f"{STORAGE_SETTING}__blobServiceUri") or None,
             client_id=env.get(f"{STORAGE_SETTING}__clientId") or None,
         )
     return None
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret setting; an unresolved Key Vault reference counts as missing (App Service passes the
+    literal "@Microsoft.KeyVault(...)" text when it cannot resolve one), never as the secret itself."""
+    value = env.get(name) or None
+    if value and value.startswith("@Microsoft.KeyVault("):
+        log.error("%s is a Key Vault reference the platform could not resolve; treating it as unset", name)
+        return None
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float) -> float:

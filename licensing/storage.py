@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
@@ -27,7 +28,9 @@ STATUS_TABLE = "LicenseStatus"
 EVENTS_TABLE = "LicenseEvents"
 HR_EVENTS_TABLE = "HrEvents"  # eventId dedupe for the HR webhook
 SCHEDULED_TABLE = "ScheduledRequests"  # requests due more than 7 days out (past the queue's delay limit)
-TABLES = (STATUS_TABLE, EVENTS_TABLE, HR_EVENTS_TABLE, SCHEDULED_TABLE)
+RUNS_TABLE = "SweepRuns"  # partition "runs": one summary row per run; "lock" / "state": the lease and deltaLink
+DRIFT_TABLE = "SweepDrift"  # partition = run id, one row per drifted user
+TABLES = (STATUS_TABLE, EVENTS_TABLE, HR_EVENTS_TABLE, SCHEDULED_TABLE, RUNS_TABLE, DRIFT_TABLE)
 QUEUES = (
     LICENSE_REQUESTS_QUEUE,
     LICENSE_VERIFY_QUEUE,
@@ -67,10 +70,17 @@ def transient(what: str) -> Iterator[None]:
 class Storage:
     """StoragePort over azure-storage-queue (base64 messages, as host.json expects) and azure-data-tables."""
 
-    def __init__(self, queues: QueueServiceClient, tables: TableServiceClient, credential: Any = None) -> None:  # noqa: ANN401
+    def __init__(
+        self,
+        queues: QueueServiceClient,
+        tables: TableServiceClient,
+        credential: Any = None,  # noqa: ANN401  # an azure-identity async credential
+        blobs: BlobServiceClient | None = None,
+    ) -> None:
         self._queues = queues
         self._tables = tables
         self._credential = credential
+        self.blobs = blobs  # the sweep's CSV reports; None when no blob endpoint is configured
         self._queue_clients: dict[str, QueueClient] = {}
 
     @classmethod
@@ -80,6 +90,7 @@ class Storage:
             return cls(
                 QueueServiceClient.from_connection_string(settings.connection_string),
                 TableServiceClient.from_connection_string(settings.connection_string),
+                blobs=BlobServiceClient.from_connection_string(settings.connection_string),
             )
         from azure.identity.aio import ManagedIdentityCredential  # noqa: PLC0415  # only in Azure
 
@@ -88,6 +99,7 @@ class Storage:
             QueueServiceClient(settings.queue_service_uri or "", credential=credential),
             TableServiceClient(settings.table_service_uri or "", credential=credential),
             credential,
+            BlobServiceClient(settings.blob_service_uri, credential=credential) if settings.blob_service_uri else None,
         )
 
     async def ensure_created(self) -> None:
@@ -112,10 +124,16 @@ class Storage:
         return self._queue_clients[name]
 
     async def send(self, queue: str, payload: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
-        """Enqueue a JSON message, invisible for ``delay_seconds`` (capped at the service's 7 days)."""
+        """Enqueue a JSON message, invisible for ``delay_seconds`` (capped at the service's 7 days).
+
+        Messages never expire (time_to_live=-1): the default 7-day TTL would silently drop a request
+        delayed close to the 7-day limit, and nothing may vanish unrecorded.
+        """
         delay = max(0, min(int(delay_seconds), MAX_VISIBILITY_DELAY))
         with transient(f"send to {queue}"):
-            await self.queue(queue).send_message(json.dumps(payload, default=str), visibility_timeout=delay or None)
+            await self.queue(queue).send_message(
+                json.dumps(payload, default=str), visibility_timeout=delay or None, time_to_live=-1
+            )
 
     async def put_status(self, record: StatusRecord) -> None:
         """Upsert the latest status row for user+SKU."""
@@ -199,6 +217,8 @@ class Storage:
             await client.close()
         await self._queues.close()
         await self._tables.close()
+        if self.blobs is not None:
+            await self.blobs.close()
         if self._credential is not None:
             await self._credential.close()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from datetime import datetime, timedelta
@@ -11,12 +10,13 @@ from typing import Literal
 from licensing.composition import Services
 from licensing.graph import GraphGateway
 from licensing.graph_subscriptions import SubscriptionGateway
+from licensing.notifications import same_secret
 from licensing.web import Reply
 
 log = logging.getLogger(__name__)
 MAX_USER_SUBSCRIPTION = timedelta(minutes=41_760)  # Graph's limit for users (just under 29 days)
 LIFETIME = MAX_USER_SUBSCRIPTION - timedelta(hours=1)  # an hour of margin for clock skew
-RENEW_WHEN_LEFT = timedelta(days=3)  # the timer runs every 6 h, so several chances before expiry
+RENEW_WHEN_LEFT = timedelta(days=3)  # the timer runs hourly, so many chances before expiry
 Kept = Literal["created", "renewed", "ok", "not-configured"]
 
 
@@ -55,15 +55,17 @@ async def keep_alive(services: Services, *, now: datetime) -> Kept:
 async def receive_lifecycle(body: bytes, services: Services, *, now: datetime) -> Reply:
     """reauthorizationRequired -> reauthorize and renew; subscriptionRemoved -> create again; missed -> log."""
     try:
-        items = json.loads(body).get("value")
-        assert isinstance(items, list)
-    except (ValueError, AttributeError, AssertionError):
+        payload = json.loads(body)
+    except ValueError:
+        payload = None
+    items = payload.get("value") if isinstance(payload, dict) else None
+    if not isinstance(items, list):
         return Reply(400, {"error": 'not a Graph lifecycle notification: expected {"value": [...]}'})
     expected = services.settings.graph_client_state or ""
     handled = 0
     for item in items:
         given = item.get("clientState") if isinstance(item, dict) else None
-        if not expected or not isinstance(given, str) or not hmac.compare_digest(given, expected):
+        if not expected or not isinstance(given, str) or not same_secret(given, expected):
             log.warning("ignored a lifecycle notification with a wrong clientState")
             continue
         event, subscription_id = item.get("lifecycleEvent"), str(item.get("subscriptionId", ""))

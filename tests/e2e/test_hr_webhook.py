@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,8 @@ async def test_signed_batch_is_accepted_and_queued(services: Services) -> None:
     assert status == 202
     assert answer == {"accepted": ["a1", "a2"], "duplicates": [], "scheduled": []}
     messages = sorted(await drain(services, LICENSE_REQUESTS_QUEUE), key=lambda m: m["requestId"])
+    issued = messages[0].pop("issuedAt")
+    assert datetime.fromisoformat(issued) <= datetime.now(UTC)
     assert messages[0] == {"user": "a1@contoso.onmicrosoft.com", "source": "hr", "requestId": "hr-a1",
                            "attributes": {"department": "Sales"}}  # fmt: skip
     assert messages[1]["usageLocation"] == "DE"
@@ -190,3 +193,37 @@ async def test_secrets_and_signatures_never_reach_logs_or_tables(
             async for entity in services.storage.table(table).list_entities():
                 assert marker not in json.dumps(entity, default=str)
     assert "signature rejected" in text  # the refusal itself is logged, without the values
+
+
+async def test_concurrent_retries_of_one_event_queue_it_once(services: Services) -> None:
+    """Five identical requests at once (an impatient HR system): one acceptance, four duplicates, one message."""
+    body = {"events": [event("race")]}
+    answers = await asyncio.gather(*(post(signed(body)) for _ in range(5)))
+    assert [status for status, _ in answers] == [202] * 5
+    accepted = [a for _, a in answers if a["accepted"]]
+    assert len(accepted) == 1
+    assert sum(len(a["duplicates"]) for _, a in answers) == 4
+    assert await queued(services) == 1
+
+
+async def test_claim_left_by_a_crashed_request_is_taken_over_on_retry(services: Services) -> None:
+    """A claim older than a minute that never got dispatched is dispatched by the next retry."""
+    from licensing.hr_webhook import _shard  # noqa: PLC0415
+
+    table = services.storage.table("HrEvents")
+    stale = datetime.now(UTC) - timedelta(minutes=5)
+    await table.create_entity({"PartitionKey": _shard("crashed"), "RowKey": "crashed", "Status": "received",
+                               "ReceivedAt": stale})  # fmt: skip
+    status, answer = await post(signed(event("crashed")))
+    assert (status, answer["accepted"]) == (202, ["crashed"])
+    assert await queued(services) == 1
+
+
+async def test_a_terminate_cancels_a_held_future_hire(services: Services) -> None:
+    """Hired for next month, gone before starting: the held hire is dropped, so nothing licenses them later."""
+    start = datetime.now(UTC).date() + timedelta(days=40)
+    await post(signed(event("early", startDate=start.isoformat())))
+    assert len(await held(services.storage)) == 1
+    status, _ = await post(signed(event("early-bye", "terminate", userPrincipalName="early@contoso.onmicrosoft.com")))
+    assert status == 202
+    assert await held(services.storage) == []

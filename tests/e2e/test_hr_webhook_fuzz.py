@@ -23,6 +23,9 @@ from tests.conftest import HR_SECRET, wipe_storage
 HEADER_NAMES = st.sampled_from(["Content-Type", "X-Signature", "X-Timestamp", "X-Forwarded-For", "content-type"])
 HEADER_VALUES = st.one_of(
     st.text(max_size=80),
+    # timestamps inside the 5-minute window, so the HMAC comparison itself is exercised
+    st.integers(min_value=-400, max_value=60).map(lambda d: str(int(time.time()) + d)),
+    st.sampled_from(["²", "١٧٩٦٠٠٠٠٠٠", "\uff11\uff12\uff13", "17e8", " 1796000000", "-1"]),  # digits isdigit() accepts
     st.just("application/json"),
     st.builds(str, st.integers(min_value=0, max_value=2**40)),
     st.builds(lambda h: "sha256=" + h, st.text("0123456789abcdef", min_size=64, max_size=64)),

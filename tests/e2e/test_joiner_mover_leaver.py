@@ -19,9 +19,10 @@ from licensing.dev.localhttp import LocalHttp
 from licensing.dev.tenant import EmulatedTenant
 from licensing.signing import sign
 from tests.conftest import HR_SECRET
-from tests.helpers import ASSIGN, EMS, INTUNE_A, hire, statuses
+from tests.helpers import ASSIGN, EMS, hire, statuses
 
 INTUNE_EDU = "d9d89b70-a645-4c24-b041-8d3cb1884ec7"
+INTUNE_A_D = "2b317a4a-77a6-4188-9437-b68a77b4e2c6"
 
 
 @pytest.fixture
@@ -92,20 +93,74 @@ async def test_mover_swaps_sku_in_one_call_and_only_when_the_outcome_changes(
 async def test_leaver_loses_managed_licenses_and_frees_the_seat(
     services: Services, tenant: EmulatedTenant, hr: tuple[LocalHttp, LocalHost]
 ) -> None:
-    """terminate -> the EMS seat returns, the group-assigned license stays, before/after recorded."""
+    """terminate -> the app's EMS seat returns; a group license and a hand-assigned SKU stay; before/after recorded."""
     http, host = hr
     user = hire(tenant, "leaver")
-    tenant.state.assign_license(user.id, [{"skuId": EMS, "disabledPlans": [INTUNE_A]}], [])
-    group_sku = INTUNE_EDU
-    user.assignments.append(type(user.assignments[0])(group_sku, [], "group-1", time.time()))
+    await send(http, event("l0", "hire", user.user_principal_name, department="Sales"))
+    await host.run_until_idle(limit_seconds=30)
+    tenant.state.assign_license(user.id, [{"skuId": INTUNE_A_D, "disabledPlans": []}], [])  # an admin's exception
+    user.assignments.append(type(user.assignments[0])(INTUNE_EDU, [], "group-1", time.time()))
     free_before = tenant.state.free_units(EMS)
     status, _ = await send(http, event("l1", "terminate", user.user_principal_name))
     assert status == 202
     await host.run_until_idle(limit_seconds=30)
     assert tenant.state.free_units(EMS) == free_before + 1
-    assert [(a.sku_id, a.assigned_by_group) for a in user.assignments] == [(group_sku, "group-1")]
-    row = (await statuses(services, user.id))["EMS"]
-    assert row.outcome == "removed"
-    assert "1 group-assigned license(s) left to their groups" in row.reason
-    [removed] = [e for e in await services.storage.events(user.id) if e.kind == "LicenseRemoved"]
+    assert sorted((a.sku_id, a.assigned_by_group) for a in user.assignments) == sorted(
+        [(INTUNE_A_D, None), (INTUNE_EDU, "group-1")]
+    )
+    rows = await statuses(services, user.id)
+    assert rows["EMS"].outcome == "removed"
+    assert "2 license(s) not assigned by this app" in rows["~leaver"].reason
+    [removed] = [e for e in await services.storage.events(user.id) if e.kind == "LicenseRemoved" and e.sku == "EMS"]
     assert (removed.before, removed.after, removed.source) == (("INTUNE_A",), (), "hr")
+
+
+async def test_leaver_is_not_relicensed_by_later_notifications_until_rehired(
+    services: Services, tenant: EmulatedTenant, hr: tuple[LocalHttp, LocalHost]
+) -> None:
+    """After terminate, a Graph notification or sweep request assigns nothing; a later HR hire does."""
+    http, host = hr
+    user = hire(tenant, "boomerang")
+    await send(http, event("b0", "hire", user.user_principal_name, department="Sales"))
+    await host.run_until_idle(limit_seconds=30)
+    await send(http, event("b1", "terminate", user.user_principal_name))
+    await host.run_until_idle(limit_seconds=30)
+    assert user.assignments == []
+    await services.storage.send("license-requests", {"user": user.id, "source": "graph", "requestId": "g-later"})
+    await host.run_until_idle(limit_seconds=30)
+    assert user.assignments == []
+    refused = [e for e in await services.storage.events(user.id) if e.kind == "RequestRejected"]
+    assert "only a later HR hire licenses them again" in refused[0].detail
+    await send(http, event("b2", "hire", user.user_principal_name, department="Sales"))
+    await host.run_until_idle(limit_seconds=30)
+    assert [a.sku_id for a in user.assignments] == [EMS]
+    assert "~leaver" not in await statuses(services, user.id)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ({"Content-Type": "application/json", "X-Timestamp": "1", "X-Signature": "a" * 64}, b"{}", 401),
+        ({"Content-Type": "text/plain"}, b"{}", 415),
+        ({"Content-Type": "application/json"}, b" " * (1024 * 1024 + 1), 413),
+        (None, b"{not json", 400),
+    ],
+    ids=["stale-unsigned", "wrong-type", "oversize", "malformed-signed"],
+)
+async def test_bad_requests_over_real_http_get_the_right_4xx_and_queue_nothing(
+    services: Services, hr: tuple[LocalHttp, LocalHost], headers: dict[str, str] | None, body: bytes, expected: int
+) -> None:
+    """The local host's HTTP server returns the function's 4xx; nothing reaches the queue."""
+    http, _ = hr
+    if headers is None:  # correctly signed, but not JSON
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-Timestamp": timestamp,
+                   "X-Signature": sign(HR_SECRET, timestamp, body)}  # fmt: skip
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{http.base_url}/hr/events", data=body, headers=headers) as response,
+    ):
+        assert response.status == expected
+        assert "error" in await response.json()
+    props = await services.storage.queue("license-requests").get_queue_properties()
+    assert props.approximate_message_count == 0

@@ -3,12 +3,15 @@
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from licensing.hr_events import MAX_EVENTS, HrEvent, PayloadInvalid, dispatch_for, json_schema, parse_events
 
 REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+UTC_ZONE = ZoneInfo("UTC")
 HIRE = {
     "eventId": "evt-1", "type": "hire", "employeeId": "E100", "userPrincipalName": "ada@contoso.com",
     "department": "Sales", "employeeType": "Employee", "country": "GB", "startDate": "2026-12-01",
@@ -62,31 +65,44 @@ def test_end_date_before_start_date_is_refused() -> None:
 def test_hire_becomes_an_assign_request_effective_on_its_start_date() -> None:
     """Attributes, usage location from country, and the start date (less the lead time)."""
     event = HrEvent.model_validate(HIRE)
-    plan = dispatch_for(event, hire_lead_hours=12, leaver_grace_days=0)
+    plan = dispatch_for(event, now=NOW, timezone=UTC_ZONE, hire_lead_hours=12, leaver_grace_days=0)
     assert plan.message == {
-        "user": "ada@contoso.com", "source": "hr", "requestId": "hr-evt-1",
+        "user": "ada@contoso.com", "source": "hr", "requestId": "hr-evt-1", "issuedAt": NOW.isoformat(),
         "attributes": {"department": "Sales", "employeeType": "Employee", "country": "GB"}, "usageLocation": "GB",
     }  # fmt: skip
     assert plan.effective == datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
+def test_dates_are_days_in_the_hr_time_zone() -> None:
+    """A Berlin hire starts at 00:00 Berlin time (23:00 UTC the day before in winter)."""
+    event = HrEvent.model_validate(HIRE)
+    plan = dispatch_for(event, now=NOW, timezone=ZoneInfo("Europe/Berlin"), hire_lead_hours=0, leaver_grace_days=0)
+    assert plan.effective == datetime(2026, 11, 30, 23, tzinfo=UTC)
+
+
 def test_mover_is_applied_now() -> None:
     """An update re-evaluates the policy immediately."""
     event = HrEvent.model_validate({**HIRE, "type": "update", "department": "Executive"})
-    plan = dispatch_for(event, hire_lead_hours=0, leaver_grace_days=0)
+    plan = dispatch_for(event, now=NOW, timezone=UTC_ZONE, hire_lead_hours=0, leaver_grace_days=0)
     assert plan.effective is None
     assert plan.message["attributes"]["department"] == "Executive"
 
 
-def test_leaver_is_removed_on_end_date_plus_grace() -> None:
-    """terminate -> action remove, effective endDate + grace days; no endDate means now."""
+def test_leaver_is_removed_when_end_date_is_over_plus_grace() -> None:
+    """terminate -> action remove at the end of endDate (00:00 the next day) + grace days."""
     event = HrEvent.model_validate({**HIRE, "type": "terminate", "endDate": "2026-12-31", "startDate": None})
-    plan = dispatch_for(event, hire_lead_hours=0, leaver_grace_days=3)
-    assert plan.message == {"user": "ada@contoso.com", "source": "hr", "requestId": "hr-evt-1", "action": "remove"}
-    assert plan.effective == datetime(2027, 1, 3, tzinfo=UTC)
-    now = dispatch_for(HrEvent.model_validate({**HIRE, "type": "terminate", "startDate": None}), hire_lead_hours=0,
-                       leaver_grace_days=0)  # fmt: skip
-    assert now.effective is None
+    plan = dispatch_for(event, now=NOW, timezone=UTC_ZONE, hire_lead_hours=0, leaver_grace_days=3)
+    assert plan.message == {"user": "ada@contoso.com", "source": "hr", "requestId": "hr-evt-1",
+                            "issuedAt": NOW.isoformat(), "action": "remove"}  # fmt: skip
+    assert plan.effective == datetime(2027, 1, 4, tzinfo=UTC)
+
+
+def test_leaver_without_end_date_still_gets_the_grace_period() -> None:
+    """No endDate: now + grace (immediately with the default 0)."""
+    event = HrEvent.model_validate({**HIRE, "type": "terminate", "startDate": None})
+    assert dispatch_for(event, now=NOW, timezone=UTC_ZONE, hire_lead_hours=0, leaver_grace_days=0).effective == NOW
+    later = dispatch_for(event, now=NOW, timezone=UTC_ZONE, hire_lead_hours=0, leaver_grace_days=2).effective
+    assert later == datetime(2026, 11, 28, 12, tzinfo=UTC)
 
 
 def test_published_schema_is_generated_from_the_model() -> None:

@@ -47,3 +47,8 @@ def test_validation_token_is_echoed() -> None:
     assert reply is not None
     assert (reply.status, reply.body, reply.content_type) == (200, "abc 123", "text/plain")
     assert validation_reply({}) is None
+
+
+def test_non_ascii_client_state_is_a_mismatch_not_a_crash() -> None:
+    """A forged clientState with non-ASCII text is just wrong (compare_digest would raise on str)."""
+    assert user_changes({"value": [item("u1", state="s3crét")]}, "s3cret") == ([], 1, 0)

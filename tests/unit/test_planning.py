@@ -4,7 +4,7 @@ import pytest
 
 from licensing.errors import PolicyError, SeatsExhausted, UsageLocationMissing
 from licensing.model import HeldLicense, UserFacts
-from licensing.planning import plan_assignment
+from licensing.planning import plan_assignment, plan_removals
 from licensing.policy import Policy, parse_policy
 from tests.unit.catalog import EMS, EMSPREMIUM, INTUNE_A, INTUNE_A_D, INTUNE_EDU, RMS_S_PREMIUM, catalog
 
@@ -139,3 +139,32 @@ def test_no_matching_rule_is_a_policy_error_showing_the_attributes() -> None:
     narrow = parse_policy({"rules": [{"name": "r", "match": {"department": "X"}, "licenses": [{"sku": "EMS"}]}]})
     with pytest.raises(PolicyError, match="department='Sales'"):
         plan_assignment(user(department="Sales"), narrow, catalog())
+
+
+def test_leaver_loses_only_what_the_app_assigned() -> None:
+    """Removals cover owned direct licenses; a group license and a hand-assigned SKU stay."""
+    held = (
+        HeldLicense(EMS, frozenset({INTUNE_A})),
+        HeldLicense(EMSPREMIUM, frozenset()),  # assigned by an admin, not by the app
+        HeldLicense(INTUNE_EDU, frozenset(), assigned_by_group="g1"),
+    )
+    removals = plan_removals(user(*held), frozenset({EMS, INTUNE_EDU}), catalog())
+    assert [(r.part_number, r.disabled_before) for r in removals] == [("EMS", frozenset({INTUNE_A}))]
+
+
+def test_mover_removes_an_owned_sku_the_new_rule_does_not_give() -> None:
+    """Sales -> Teachers: EMS (owned) goes in the same plan that adds Intune for Education."""
+    plan = plan_assignment(
+        user(HeldLicense(EMS, frozenset({INTUNE_A})), department="Teachers"),
+        policy(),
+        catalog(),
+        owned=frozenset({EMS}),
+    )
+    assert [r.part_number for r in plan.removals] == ["EMS"]
+    assert [c.desired.part_number for c in plan.changes] == ["INTUNE_EDU", "INTUNE_A_D"]
+
+
+def test_mover_keeps_a_sku_it_did_not_assign() -> None:
+    """A hand-assigned EMS is not the app's to take away."""
+    plan = plan_assignment(user(HeldLicense(EMS, frozenset()), department="Teachers"), policy(), catalog())
+    assert plan.removals == ()

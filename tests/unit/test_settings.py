@@ -78,3 +78,21 @@ def test_sample_local_settings_list_every_setting_the_code_reads() -> None:
     sample = json.loads((Path(__file__).resolve().parents[2] / "local.settings.sample.json").read_text())["Values"]
     assert set(SETTING_NAMES) <= set(sample)
     assert Settings.from_env(sample).graph_auth == "none"
+
+
+def test_unresolved_key_vault_reference_is_not_used_as_a_secret() -> None:
+    """App Service passes "@Microsoft.KeyVault(...)" literally when it cannot resolve it: treat as unset."""
+    ref = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/hr/)"
+    settings = Settings.from_env({**BASE, "HR_WEBHOOK_SECRET": ref, "HR_WEBHOOK_SECRET_PREVIOUS": "old",
+                                  "GRAPH_NOTIFICATION_CLIENT_STATE": ref})  # fmt: skip
+    assert settings.hr_webhook_secrets == ("old",)
+    assert settings.graph_client_state is None
+
+
+def test_sweep_schedule_must_be_six_field_ncrontab_and_time_zone_iana() -> None:
+    """A five-field Unix cron or an unknown zone is refused with the fix."""
+    with pytest.raises(SettingsError, match="need six"):
+        Settings.from_env({**BASE, "SWEEP_SCHEDULE": "0 2 * * *"})
+    with pytest.raises(SettingsError, match="IANA"):
+        Settings.from_env({**BASE, "HR_TIMEZONE": "Mars/Olympus"})
+    assert Settings.from_env({**BASE, "HR_TIMEZONE": "Europe/Berlin"}).hr_timezone == "Europe/Berlin"
