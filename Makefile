@@ -30,6 +30,7 @@ test: install lint typecheck
 
 bench: install  ## performance figures (tables: ours vs the naive way); not part of make test
 	$(PY) -m tests.bench.webhook
+	$(PY) -m tests.bench.sweep
 
 unit: install
 	$(PY) -m pytest -q tests/unit

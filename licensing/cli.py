@@ -10,14 +10,18 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from licensing import cli_render as render
+from licensing.composition import Services
 from licensing.errors import LicensingError, PolicyError
 from licensing.graph import GraphGateway
 from licensing.planning import DesiredLicense, desired_licenses, plan_changes, resolve
 from licensing.policy import LicenseSpec, load_policy
 from licensing.settings import Settings
+from licensing.storage import Storage
+from licensing.sweep import run_sweep
 from licensing.verification import ExpectedLicense, verify_license
 
 EXIT_MISMATCH, EXIT_ERROR = 1, 3
@@ -37,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--dry-run", action="store_true", help="print the Graph requests instead of sending")
     verify = sub.add_parser("verify", help="every plan's provisioning status (like Licenses.ServiceStatus)")
     verify.add_argument("user", help="object id or userPrincipalName")
-    for p in (skus, assign, verify):
+    sweep = sub.add_parser("sweep", help="find drift now, like the nightly timer (needs AzureWebJobsStorage)")
+    sweep.add_argument("--dry-run", action="store_true", help="report only, whatever SWEEP_MODE says")
+    sweep.add_argument("--full", action="store_true", help="read every user, not only changes since last time")
+    sweep.add_argument("--csv", metavar="FILE", help="also write the drift report (CSV) to FILE")
+    for p in (skus, assign, verify, sweep):
         p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -56,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     graph = GraphGateway.from_settings(settings)
     try:
-        command = {"skus": _skus, "assign": _assign, "verify": _verify}[args.command]
+        command = {"skus": _skus, "assign": _assign, "verify": _verify, "sweep": _sweep}[args.command]
         return await command(args, settings, graph)
     finally:
         await graph.close()
@@ -114,3 +122,20 @@ async def _verify(args: argparse.Namespace, settings: Settings, graph: GraphGate
     others = [o for sku_id, o in observed.items() if sku_id not in expected]
     render.verification(user.user_principal_name, rule.name, verdicts, others, as_json=args.json)
     return 0 if all(v.outcome == "verified" for v in verdicts) else EXIT_MISMATCH
+
+
+async def _sweep(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
+    storage = Storage.from_settings(settings.require_storage())
+    services = Services(settings, graph, storage)
+    try:
+        await storage.ensure_created()
+        with render.sweep_progress(enabled=not args.json) as progress:
+            result = await run_sweep(
+                services, mode="report" if args.dry_run else None, force_full=args.full, progress=progress
+            )
+    finally:
+        await storage.close()
+    if args.csv:
+        await asyncio.to_thread(Path(args.csv).write_text, result.csv, encoding="utf-8")
+    render.sweep_summary(result.summary(), as_json=args.json)
+    return 0 if result.read != "skipped" else EXIT_ERROR

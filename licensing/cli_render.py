@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from licensing.model import Catalog, ObservedLicense
@@ -106,3 +108,41 @@ def verification(
         for p in o.plans:
             table.add_row(p.name, _styled(p.status))
         console.print(table)
+
+
+@contextmanager
+def sweep_progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A live line: users scanned and users with drift (the total is unknown while paging)."""
+    if not enabled:
+        yield None
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task("sweeping")
+
+        def update(seen: int, drifted: int) -> None:
+            bar.update(task, description=f"users scanned {seen:,}  drift found {drifted:,}")
+
+        yield update
+
+
+def sweep_summary(summary: dict[str, Any], *, as_json: bool) -> None:
+    """The run's figures and drift by kind."""
+    if as_json:
+        _json(summary)
+        return
+    console = _console()
+    if summary["read"] == "skipped":
+        console.print("[yellow]another sweep is running; this one did nothing[/]")
+        return
+    table = Table(title=f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode)")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("users scanned", f"{summary['usersSeen']:,}")
+    table.add_row("users with drift", f"{summary['usersDrifted']:,}")
+    for kind, count in summary["drift"].items():
+        table.add_row(f"  {kind}", f"{count:,}")
+    table.add_row("fixes queued", f"{summary['fixesEnqueued']:,}")
+    table.add_row("Graph requests", f"{summary['graphRequests']:,}")
+    console.print(table)
+    if summary["report"]:
+        console.print(f"report: blob {summary['report']}")

@@ -33,6 +33,11 @@ class OnboardRequest(_Message):
         default="assign", description="assign: apply the policy; remove: a leaver loses the licenses the app manages"
     )
     attempt: int = Field(default=0, ge=0, le=1000, description="set by the app when it re-enqueues")
+    converge: bool = Field(
+        default=False,
+        description="sweep remediation: treat every SKU the policy names as the app's (remove what the rule "
+        "does not give, reclaim disabled accounts), not only the licenses the app assigned",
+    )
     issued_at: AwareDatetime | None = Field(
         default=None, alias="issuedAt", description="when the producer decided it (HR: when the event arrived)"
     )

@@ -8,7 +8,7 @@ from licensing.composition import Services
 from licensing.errors import PermanentError
 from licensing.messages import OnboardRequest
 from licensing.model import Catalog, UserFacts
-from licensing.planning import Removal, plan_removals
+from licensing.planning import Removal, managed_sku_ids, plan_removals
 from licensing.recording import Handled, record
 from licensing.records import StatusRecord
 
@@ -20,10 +20,15 @@ OWNING = frozenset({"assigned", "verified", "pending", "failed"})  # status rows
 
 
 async def owned_skus(
-    user_id: str, catalog: Catalog, services: Services
+    request: OnboardRequest, user_id: str, catalog: Catalog, services: Services
 ) -> tuple[frozenset[str], dict[str, StatusRecord]]:
-    """(ids of the SKUs this app assigned to the user, the user's status rows by RowKey)."""
+    """(ids of the SKUs the app may take away from the user, the user's status rows by RowKey).
+
+    Normally the SKUs this app assigned; for a converging sweep fix, every SKU the policy names.
+    """
     rows = {r.sku: r async for r in services.storage.statuses(user_id)}
+    if request.converge:
+        return managed_sku_ids(services.policy(), catalog), rows
     owned = frozenset(
         sku.id for part, row in rows.items() if row.outcome in OWNING and (sku := catalog.by_part_number(part))
     )
@@ -36,7 +41,7 @@ async def offboard(request: OnboardRequest, user: UserFacts, services: Services)
     Leaves a tombstone so that a later notification or sweep does not license the leaver again.
     """
     catalog = await services.graph.catalog()
-    owned, _ = await owned_skus(user.id, catalog, services)
+    owned, _ = await owned_skus(request, user.id, catalog, services)
     removals = plan_removals(user, owned, catalog)
     kept = [h for h in user.licenses if h.assigned_by_group or h.sku_id not in owned]
     note = (
@@ -55,11 +60,12 @@ async def offboard(request: OnboardRequest, user: UserFacts, services: Services)
             return Handled("failed", exc.message)
         await record_removals(request, user, removals, catalog, services, rule="", note=note)
         await services.graph.catalog(fresh=True)  # seats just came back; let the next assignment see them
-    await record(
-        services, user_key=user.id, upn=user.user_principal_name, outcome="removed", kind="LicenseRemoved",
-        reason=f"leaver: not licensed again until a later HR hire{note}", request_id=request.request_id,
-        source=request.source, sku=LEAVER,
-    )  # fmt: skip
+    if request.source == "hr":  # a termination; a sweep reclaiming a disabled account's seat is not one
+        await record(
+            services, user_key=user.id, upn=user.user_principal_name, outcome="removed", kind="LicenseRemoved",
+            reason=f"leaver: not licensed again until a later HR hire{note}", request_id=request.request_id,
+            source=request.source, sku=LEAVER,
+        )  # fmt: skip
     parts = ", ".join(r.part_number for r in removals) or "nothing"
     log.info("removed %s from %s (request %s)", parts, user.id, request.request_id)
     return Handled("removed", f"{parts} removed from {user.user_principal_name}")

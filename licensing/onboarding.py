@@ -79,7 +79,7 @@ async def _assign(  # noqa: PLR0911  # one exit per outcome
 ) -> Handled:
     graph, settings = services.graph, services.settings
     catalog = await graph.catalog()
-    owned, rows = await owned_skus(user.id, catalog, services)
+    owned, rows = await owned_skus(request, user.id, catalog, services)
     if refusal := _refusal(request, user, rows):
         await _event(services, request, user, "RequestRejected", refusal)
         return Handled("skipped", refusal)

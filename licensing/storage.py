@@ -29,7 +29,7 @@ EVENTS_TABLE = "LicenseEvents"
 HR_EVENTS_TABLE = "HrEvents"  # eventId dedupe for the HR webhook
 SCHEDULED_TABLE = "ScheduledRequests"  # requests due more than 7 days out (past the queue's delay limit)
 RUNS_TABLE = "SweepRuns"  # partition "runs": one summary row per run; "lock" / "state": the lease and deltaLink
-DRIFT_TABLE = "SweepDrift"  # partition = run id, one row per drifted user
+DRIFT_TABLE = "SweepDrift"  # partitions "<run id>-<hex digit>", one row per drifted user
 TABLES = (STATUS_TABLE, EVENTS_TABLE, HR_EVENTS_TABLE, SCHEDULED_TABLE, RUNS_TABLE, DRIFT_TABLE)
 QUEUES = (
     LICENSE_REQUESTS_QUEUE,

@@ -1,4 +1,4 @@
-"""Timer-triggered functions: release far-future HR requests, keep the Graph subscription alive."""
+"""Timer-triggered functions: the nightly sweep, releasing far-future HR requests, the Graph subscription."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from licensing import composition
 from licensing.records import utcnow
 from licensing.scheduling import release_due
 from licensing.subscriptions import keep_alive
+from licensing.sweep import run_sweep
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
@@ -33,3 +34,13 @@ async def graph_subscription(timer: func.TimerRequest) -> None:
     services = await composition.services()
     result = await keep_alive(services, now=utcnow())
     log.info("graph_subscription: %s", result)
+
+
+@bp.function_name("sweep")
+@bp.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
+async def sweep(timer: func.TimerRequest) -> None:
+    """The nightly safety net: find drift across every user, record it, and queue fixes in remediate mode."""
+    services = await composition.services()
+    result = await run_sweep(services)
+    log.info("sweep %s: %s read, %d users, %d drifted", result.run_id, result.read, result.users_seen,
+             result.users_drifted)  # fmt: skip

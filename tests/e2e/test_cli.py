@@ -7,13 +7,14 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
 from licensing.cli import main
-from licensing.dev.azurite import free_port
+from licensing.dev.azurite import Azurite, free_port
 from licensing.dev.tenant import EmulatedTenant
-from tests.conftest import REPO
+from tests.conftest import REPO, wipe_storage
 from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
 
 
@@ -182,3 +183,35 @@ async def test_missing_credentials_print_one_line_not_a_traceback(
     assert code == 3
     assert "could not get a Graph token" in err
     assert "Traceback" not in err
+
+
+async def test_sweep_dry_run_prints_json_and_writes_the_csv(
+    tenant: EmulatedTenant, cli: Cli, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`licensing sweep --dry-run --json --csv FILE`: a summary with drift by kind, a CSV, nothing written to Graph."""
+    await wipe_storage(azurite.connection_string)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    monkeypatch.setenv("SWEEP_MODE", "remediate")  # --dry-run wins
+    report = tmp_path / "drift.csv"
+    code, out, _ = await cli("sweep", "--dry-run", "--json", "--csv", str(report))
+    assert code == 0
+    summary = json.loads(out)
+    assert (summary["mode"], summary["read"], summary["usersSeen"]) == ("report", "full", len(tenant.state.users))
+    assert summary["fixesEnqueued"] == 0
+    assert summary["drift"]["missing-license"] + summary["drift"]["usage-location-missing"] >= 20  # new hires
+    lines = report.read_text().splitlines()
+    assert lines[0].startswith("run_id,user_id,user_principal_name,kinds")
+    assert len(lines) == summary["usersDrifted"] + 1
+    assert tenant.state.requests[ASSIGN] == 0
+
+
+async def test_sweep_table_output_for_people(
+    tenant: EmulatedTenant, cli: Cli, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --json a table lists drift by kind."""
+    await wipe_storage(azurite.connection_string)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    code, out, _ = await cli("sweep", "--dry-run")
+    assert code == 0
+    assert "users scanned" in out
+    assert "missing-license" in out

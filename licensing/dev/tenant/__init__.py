@@ -1,6 +1,6 @@
 """An emulated Microsoft Graph v1.0 tenant for development and tests (never deployed).
 
-It serves the endpoints the licensing app calls - subscribedSkus, users (list, get, PATCH),
+It serves the endpoints the licensing app calls - subscribedSkus, users (list, get, PATCH, delta),
 assignLicense, licenseDetails, $batch and change-notification subscriptions on users (with the
 validation handshake, change and lifecycle notifications to loopback webhooks) - with Graph's JSON
 shapes, error codes and messages, paging and throttling, so the real msgraph-sdk works against it
@@ -9,10 +9,12 @@ unchanged::
     async with EmulatedTenant(state=TenantState.default(), faults=Faults(throttle_rate=0.1)) as tenant:
         adapter.base_url = tenant.base_url
 
-Run it standalone with ``python -m licensing.dev.tenant``.
+For benchmarks, ``generate_tenant(100_000)`` builds a large tenant with known drift (see generate.py).
+Run it standalone with ``python -m licensing.dev.tenant [--generate N]``.
 """
 
 from licensing.dev.tenant.faults import Fault, Faults
+from licensing.dev.tenant.generate import DRIFT_KINDS, generate_tenant
 from licensing.dev.tenant.model import Assignment, GraphError, ServicePlan, Sku, User
 from licensing.dev.tenant.server import EmulatedTenant, create_app, require_loopback
 from licensing.dev.tenant.state import DEFAULT_TENANT_ID, TenantState
@@ -21,6 +23,7 @@ from licensing.dev.tenant.webhooks import Delivery, Webhooks
 
 __all__ = [
     "DEFAULT_TENANT_ID",
+    "DRIFT_KINDS",
     "MAX_USER_MINUTES",
     "Assignment",
     "Delivery",
@@ -35,5 +38,6 @@ __all__ = [
     "User",
     "Webhooks",
     "create_app",
+    "generate_tenant",
     "require_loopback",
 ]

@@ -1,6 +1,11 @@
 """Run the emulated tenant standalone; prints its Graph base URL on one line, then serves until stopped.
 
-python -m licensing.dev.tenant [--port 0] [--fixture PATH] [--provisioning-delay S] [--throttle-rate R]
+python -m licensing.dev.tenant [--port 0] [--fixture PATH | --generate N [--drift F]] [--seed S]
+                               [--provisioning-delay S] [--throttle-rate R] [--latency-ms MS]
+
+With --generate the tenant is N generated users (licensing.dev.tenant.generate), and
+GET /_emulator/expected returns which of them drifted how - a benchmark can run the tenant in its own
+process this way, so the tenant's memory is not counted in the client's.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import signal
 from collections.abc import Sequence
 
 from licensing.dev.tenant.faults import Faults
+from licensing.dev.tenant.generate import generate_tenant
 from licensing.dev.tenant.server import EmulatedTenant
 from licensing.dev.tenant.state import TenantState
 
@@ -21,22 +27,47 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m licensing.dev.tenant", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
-    parser.add_argument("--fixture", help="seed JSON shaped like licensing/dev/tenant/fixture.json")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--fixture", help="seed JSON shaped like licensing/dev/tenant/fixture.json")
+    source.add_argument("--generate", type=int, metavar="N", help="N generated users instead of the fixture")
+    parser.add_argument("--drift", type=float, default=0.10, help="with --generate: fraction drifted (default 0.1)")
     parser.add_argument("--provisioning-delay", type=float, default=30.0, help="seconds until plans are Success")
     parser.add_argument("--throttle-rate", type=float, default=0.0, help="fraction of Graph requests answered 429")
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds on a 429 (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for injected faults")
-    return parser.parse_args(argv)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every Graph request (ms)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="random seed for injected faults (default 0) and for --generate's population (default 7)",
+    )
+    args = parser.parse_args(argv)
+    if args.generate is not None and args.generate < 0:
+        parser.error("--generate needs a number of users >= 0")
+    if not 0.0 <= args.drift <= 1.0:
+        parser.error("--drift must be between 0 and 1")
+    if args.latency_ms < 0:
+        parser.error("--latency-ms must be >= 0")
+    return args
 
 
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGINT or SIGTERM."""
-    state = (
-        TenantState.from_fixture(args.fixture, provisioning_delay=args.provisioning_delay)
-        if args.fixture
-        else TenantState.default(provisioning_delay=args.provisioning_delay)
+    if args.generate is not None:
+        seed = 7 if args.seed is None else args.seed
+        state, _ = generate_tenant(
+            args.generate, seed=seed, drift_fraction=args.drift, provisioning_delay=args.provisioning_delay
+        )
+    elif args.fixture:
+        state = TenantState.from_fixture(args.fixture, provisioning_delay=args.provisioning_delay)
+    else:
+        state = TenantState.default(provisioning_delay=args.provisioning_delay)
+    faults = Faults(
+        throttle_rate=args.throttle_rate,
+        retry_after=args.retry_after,
+        latency_ms=args.latency_ms,
+        seed=0 if args.seed is None else args.seed,
     )
-    faults = Faults(throttle_rate=args.throttle_rate, retry_after=args.retry_after, seed=args.seed)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

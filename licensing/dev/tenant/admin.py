@@ -7,6 +7,8 @@ POST /_emulator/users            a seed-style user (userPrincipalName, displayNa
 POST /_emulator/reset-counters   204
 POST /_emulator/plan-status      {"user": id-or-upn, "plan": "INTUNE_A", "status": "Error" | null}
 POST /_emulator/settings         {"provisioning_delay": 0, "auto_notify": true} (either or both)
+POST /_emulator/delete-user      {"user": id-or-upn} -> 204: soft delete (delta reports it @removed)
+GET  /_emulator/expected         a generated tenant's drift kind -> user ids (404 for a seeded tenant)
 POST /_emulator/notify           {"userId": id-or-upn, "changeType": "updated"} -> {"deliveries": [{url, status}]}
 POST /_emulator/lifecycle        {"subscriptionId": ..., "event": "reauthorizationRequired"} -> {"deliveries": [...]}
 """
@@ -51,6 +53,8 @@ def add_admin_routes(app: web.Application, ctx: Context) -> None:
     app.router.add_post("/_emulator/settings", wrap(_settings))
     app.router.add_post("/_emulator/notify", wrap(_notify))
     app.router.add_post("/_emulator/lifecycle", wrap(_lifecycle))
+    app.router.add_post("/_emulator/delete-user", wrap(_delete_user))
+    app.router.add_get("/_emulator/expected", wrap(_expected))
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
@@ -100,6 +104,20 @@ def _create_user(ctx: Context, body: dict[str, Any]) -> web.Response:
     if ctx.state.auto_notify:
         ctx.webhooks.notify_in_background(user.id, "updated")  # Entra reports a new user as "updated"
     return web.json_response(render_user(ctx.state, user, ALL_PROPERTIES), status=201)
+
+
+def _delete_user(ctx: Context, body: dict[str, Any]) -> web.Response:
+    user = ctx.state.delete_user(str(body["user"]))
+    if ctx.state.auto_notify:
+        ctx.webhooks.notify_in_background(user.id, "deleted")
+    return web.Response(status=204)
+
+
+def _expected(ctx: Context, _: dict[str, Any]) -> web.Response:
+    if not ctx.state.expected:
+        message = "this tenant was not generated (python -m licensing.dev.tenant --generate N)"
+        return web.json_response({"error": {"code": "NotFound", "message": message}}, status=404)
+    return web.json_response(ctx.state.expected)
 
 
 def _reset(ctx: Context, _: dict[str, Any]) -> web.Response:

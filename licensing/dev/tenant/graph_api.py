@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from licensing.dev.tenant.delta import users_delta
 from licensing.dev.tenant.faults import Fault
 from licensing.dev.tenant.model import GraphError, new_id
 from licensing.dev.tenant.protocol import Context, GraphRequest, GraphResponse, Handler, error_response, json_body, ok
@@ -50,21 +51,25 @@ def list_skus(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphRes
 
 
 def list_users(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphResponse:
-    """GET /users with $select, $filter, $top, $skiptoken paging and $count (needs ConsistencyLevel)."""
+    """GET /users with $select, $filter, $top, $skiptoken paging and $count (needs ConsistencyLevel).
+
+    A page costs the users it scans from the $skiptoken's position on, not the size of the tenant
+    ($count, when asked for, is the one full pass).
+    """
     select = parse_select(req.query.get("$select"))
     top = parse_top(req.query.get("$top"))
     wants_count = req.query.get("$count", "").lower() == "true"
     if wants_count and req.headers.get("consistencylevel", "").lower() != "eventual":
         raise GraphError(400, "Request_BadRequest", "$count is not currently supported.")
-    keep = compile_filter(req.query.get("$filter"))
-    matching = [u for u in ctx.state.users.values() if keep(u)]
+    raw_filter = req.query.get("$filter")
+    keep = compile_filter(raw_filter) if raw_filter is not None and raw_filter.strip() else None
     start = offset_of(req.query.get("$skiptoken"))
-    page = matching[start : start + top]
+    page, next_position = ctx.state.page_of_users(start, top, keep)
     body: dict[str, Any] = {"@odata.context": users_context(req.base_url, select, entity=False)}
     if wants_count:
-        body["@odata.count"] = len(matching)
-    if start + top < len(matching):
-        params = {k: v for k, v in req.query.items() if k != "$skiptoken"} | {"$skiptoken": skiptoken(start + top)}
+        body["@odata.count"] = sum(1 for u in ctx.state.users.values() if keep is None or keep(u))
+    if next_position is not None:
+        params = {k: v for k, v in req.query.items() if k != "$skiptoken"} | {"$skiptoken": skiptoken(next_position)}
         body["@odata.nextLink"] = f"{req.base_url}/users?{urlencode(params, quote_via=quote, safe='$,')}"
     body["value"] = [render_user(ctx.state, u, select) for u in page]
     return ok(body)
@@ -106,6 +111,7 @@ def license_details(ctx: Context, req: GraphRequest, params: Mapping[str, str]) 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/subscribedSkus", list_skus),
     ("GET", "/users", list_users),
+    ("GET", "/users/delta", users_delta),
     ("GET", "/users/{id}", get_user),
     ("PATCH", "/users/{id}", patch_user),
     ("POST", "/users/{id}/assignLicense", assign_license),
@@ -117,6 +123,8 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("DELETE", "/subscriptions/{id}", delete_subscription),
     ("POST", "/subscriptions/{id}/reauthorize", reauthorize_subscription),
 )
+# The delta function as the SDK spells it (``delta()``, ``microsoft.graph.delta()``) routes as ``/delta``.
+_FUNCTION_CALL = re.compile(r"/(?:microsoft\.graph\.)?delta(?:\(\))?(?=/|$)")
 _COMPILED = [
     (method, template, re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"), handler)
     for method, template, handler in ROUTES
@@ -126,6 +134,7 @@ _COMPILED = [
 def route(method: str, path: str) -> tuple[str, Handler, dict[str, str]]:
     """The route template, handler and path parameters for a request, or Graph's refusal."""
     allowed = False
+    path = _FUNCTION_CALL.sub("/delta", path)
     for route_method, template, pattern, handler in _COMPILED:
         found = pattern.match(path.rstrip("/") or "/")
         if found and route_method == method.upper():

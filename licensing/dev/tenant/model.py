@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -172,6 +173,7 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+@functools.lru_cache(maxsize=65536)  # a big tenant repeats the same few assignment times
 def iso(timestamp: float) -> str:
     """Epoch seconds as Graph's UTC timestamp: ``2025-07-14T16:14:05Z``."""
     moment = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC).replace(microsecond=0)

@@ -50,7 +50,7 @@ def parse_top(raw: str | None) -> int:
 
 
 def skiptoken(offset: int) -> str:
-    """An opaque page token for the position ``offset`` in the filtered listing."""
+    """An opaque page token for the position ``offset`` in the tenant's listing order (where the page starts)."""
     return base64.urlsafe_b64encode(f"emulator:{offset}".encode()).decode().rstrip("=")
 
 

@@ -74,7 +74,8 @@ def to_web(response: GraphResponse) -> web.Response:
     """An aiohttp response for a GraphResponse (no body for 204)."""
     if response.body is None:
         return web.Response(status=response.status, headers=response.headers)
-    return web.Response(status=response.status, body=json.dumps(response.body).encode(), headers=response.headers)
+    body = json.dumps(response.body, separators=(",", ":")).encode()  # compact, as Graph sends it
+    return web.Response(status=response.status, body=body, headers=response.headers)
 
 
 def require_loopback(host: str) -> None:

@@ -1,4 +1,10 @@
-"""The emulated tenant: SKUs, users and their licenses, with Graph's rules for changing them. No HTTP."""
+"""The emulated tenant: SKUs, users and their licenses, with Graph's rules for changing them. No HTTP.
+
+Besides the directory it keeps what a large tenant needs to stay fast and what delta queries read:
+users in an append-only listing order (pages cost O(page), not O(users)), a UPN index, seat counts kept
+up to date by every write, and a change log - one global sequence number, and per user the sequence
+of its last change (create, PATCH, assignLicense, delete).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from licensing.dev.tenant.model import (
     Assignment,
@@ -34,6 +40,82 @@ __all__ = ["Assignment", "GraphError", "ServicePlan", "Sku", "TenantState", "Use
 DEFAULT_TENANT_ID = "6a3f1c2e-8b4d-4e7a-9c15-2f0d8e6b7a91"
 # Best first: which status a plan shows when several assignments of one SKU hold it.
 _STATUS_RANK = ("Success", "PendingActivation", "PendingProvisioning", "PendingInput", "Error", "Disabled")
+DELTA_PAGE_SIZE = 200  # users per /users/delta page: what Graph sends (it ignores $top there)
+DELTA_TOKEN_LIFETIME = 7 * 86400.0  # seconds: Graph expires directory delta tokens after seven days
+# Up to this many users seats are counted afresh on every read, so tests may edit ``user.assignments`` by
+# hand; above it the running counts kept by the tenant's own writes are used.
+SEAT_SCAN_LIMIT = 5000
+_T = TypeVar("_T")
+_Changed = Callable[[str, User | None, User | None], None]
+
+
+class Directory(dict[str, User]):
+    """Users by id (a dict), also kept in an append-only listing order and indexed by lower-cased UPN.
+
+    ``order`` never shrinks: a deleted id stays as a tombstone, so a position in it (what page tokens
+    carry) keeps meaning the same place while users come and go, and a user re-added keeps its old
+    place. Item assignment, ``del`` and ``pop`` keep the order, the UPN index and the tenant's change
+    log and seat counts right; ``update``, ``setdefault`` and ``popitem`` bypass them (do not use them).
+    """
+
+    def __init__(self, changed: _Changed) -> None:
+        super().__init__()
+        self.order: list[str] = []
+        self.by_upn: dict[str, str] = {}  # lower-cased userPrincipalName -> id
+        self._listed: set[str] = set()
+        self._changed = changed
+
+    def __setitem__(self, key: str, value: User) -> None:
+        old = self.get(key)
+        super().__setitem__(key, value)
+        if key not in self._listed:
+            self._listed.add(key)
+            self.order.append(key)
+        if old is not None:
+            self._unindex(key, old)
+        self.by_upn[value.user_principal_name.lower()] = key
+        self._changed(key, old, value)
+
+    def __delitem__(self, key: str) -> None:
+        old = self[key]
+        super().__delitem__(key)
+        self._unindex(key, old)
+        self._changed(key, old, None)
+
+    @overload
+    def pop(self, key: str, /) -> User: ...
+    @overload
+    def pop(self, key: str, default: User, /) -> User: ...
+    @overload
+    def pop(self, key: str, default: _T, /) -> User | _T: ...
+    def pop(self, key: str, /, *default: Any) -> Any:
+        """dict.pop, through ``del`` so the indexes and the change log see it."""
+        if key in self:
+            value = self[key]
+            del self[key]
+            return value
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def load(self, users: Sequence[User]) -> None:
+        """Add many new users at once (ids and UPNs not yet present); the caller logs the changes."""
+        for user in users:
+            dict.__setitem__(self, user.id, user)
+        fresh = [u.id for u in users if u.id not in self._listed]
+        self.order.extend(fresh)
+        self._listed.update(fresh)
+        self.by_upn.update((u.user_principal_name.lower(), u.id) for u in users)
+
+    def clear(self) -> None:
+        """Remove every user, one ``del`` at a time."""
+        for key in list(self):
+            del self[key]
+
+    def _unindex(self, key: str, user: User) -> None:
+        upn = user.user_principal_name.lower()
+        if self.by_upn.get(upn) == key:
+            del self.by_upn[upn]
 
 
 class TenantState:
@@ -57,7 +139,16 @@ class TenantState:
         self.clock = clock
         self.provisioning_delay = provisioning_delay
         self.skus: dict[str, Sku] = {}
-        self.users: dict[str, User] = {}  # by id; insertion order is listing order
+        self.users: dict[str, User] = Directory(self._directory_changed)  # by id; see Directory for the order
+        self.deleted_users: dict[str, User] = {}  # soft-deleted by delete_user (Entra's deleted items)
+        self.sequence = 0  # bumped by every change to a user
+        self.changes: dict[str, int] = {}  # user id -> sequence of its last change, oldest change first
+        self.delta_page_size = DELTA_PAGE_SIZE
+        self.delta_token_lifetime = DELTA_TOKEN_LIFETIME
+        self.delta_epoch = new_id()[:8]  # in every delta token: a token from another tenant is refused
+        self.expected: dict[str, list[str]] = {}  # drift kind -> user ids, for a generated tenant
+        self._seats: Counter[str] | None = None  # users holding each SKU, once counted
+        self._pinned: tuple[int, frozenset[str]] = (0, frozenset())  # see _pinned_users
         self.requests: Counter[str] = Counter()  # "GET /users/{id}" -> requests received
         self.faulted: Counter[str] = Counter()  # same keys, requests answered by an injected fault
         self.writes: Counter[str] = Counter()  # "assignLicense" / "updateUser" / "createUser" -> applied
@@ -118,11 +209,23 @@ class TenantState:
         self.users[user.id] = user
         return user
 
+    def load_users(self, users: Sequence[User]) -> None:
+        """Add many new users at once, unchecked (for generated tenants): ids must be lower-case and new,
+        UPNs unique. Each counts as created for delta queries; seats are recounted on the next read."""
+        self._directory.load(users)
+        self._seats = None
+        for user in users:
+            self.sequence += 1
+            self.changes[user.id] = self.sequence
+
     def find_user(self, ref: str) -> User | None:
         """A user by object id or userPrincipalName, both case-insensitive."""
         wanted = ref.lower()
         found = self.users.get(wanted)
-        return found or next((u for u in self.users.values() if u.user_principal_name.lower() == wanted), None)
+        if found is None:
+            user_id = self._directory.by_upn.get(wanted)
+            found = self.users.get(user_id) if user_id is not None else None
+        return found
 
     def user(self, ref: str) -> User:
         """A user by id or UPN, or Graph's 404 for one that does not exist."""
@@ -138,7 +241,11 @@ class TenantState:
     def consumed_units(self, sku_id: str) -> int:
         """Users holding the SKU by any path: direct and group together take one seat."""
         wanted = sku_id.lower()
-        return sum(1 for u in self.users.values() if u.holds(wanted))
+        if len(self.users) <= SEAT_SCAN_LIMIT:
+            return sum(1 for u in self.users.values() if u.holds(wanted))
+        if self._seats is None:
+            self._seats = Counter(s for u in self.users.values() for s in _held(u))
+        return self._seats[wanted]
 
     def free_units(self, sku_id: str) -> int:
         """``prepaidUnits.enabled - consumedUnits``, as a caller of GET /subscribedSkus computes it."""
@@ -159,17 +266,66 @@ class TenantState:
         adding, removing = require_parameters(add, remove)
         user = self.user(user_ref)
         change = check_license_change(user, self.skus, self.free_units, adding, removing)
+        before, held = _licenses(user), _held(user)
         apply_license_change(user, change, self.clock())
+        self._recount(held, _held(user))
+        if _licenses(user) != before:
+            self.record_change(user.id)
         self.writes["assignLicense"] += 1
         return user
 
     def set_user(self, user_ref: str, patch: Mapping[str, Any]) -> User:
         """PATCH /users/{id}: usageLocation (ISO 3166 alpha-2), accountEnabled and the HR attributes."""
         user = self.user(user_ref)
+        changed = False
         for name, value in user_changes(patch).items():
+            changed = changed or getattr(user, name) != value
             setattr(user, name, value)
+        if changed:
+            self.record_change(user.id)
         self.writes["updateUser"] += 1
         return user
+
+    def delete_user(self, user_ref: str) -> User:
+        """Soft-delete a user (DELETE /users/{id}): gone from /users, its seats freed, kept in deleted_users.
+
+        Delta queries then report it as ``{"id": ..., "@removed": {"reason": "changed"}}`` (restorable),
+        while a user removed with ``del state.users[id]`` is reported with reason ``deleted`` (permanent).
+        """
+        user = self.user(user_ref)
+        self.deleted_users[user.id] = user
+        del self.users[user.id]
+        self.writes["deleteUser"] += 1
+        return user
+
+    def record_change(self, user_id: str) -> int:
+        """Log a change to a user for delta queries; the new sequence number.
+
+        The tenant's own writes call this; call it after changing a User's fields by hand.
+        """
+        self.sequence += 1
+        self.changes.pop(user_id, None)  # re-inserted last: the dict stays ordered by sequence
+        self.changes[user_id] = self.sequence
+        return self.sequence
+
+    def changed_after(self, after: int, upto: int) -> list[tuple[int, str]]:
+        """``(sequence, user id)`` of users last changed in ``(after, upto]``, oldest first.
+
+        Reads the log from its newest end, so the cost is the number of changes after ``after``.
+        """
+        found: list[tuple[int, str]] = []
+        for user_id in reversed(self.changes):
+            seq = self.changes[user_id]
+            if seq <= after:
+                break
+            if seq <= upto:
+                found.append((seq, user_id))
+        found.reverse()
+        return found
+
+    def expire_delta_tokens(self) -> None:
+        """Invalidate every delta and skip token handed out so far (their next use is syncStateNotFound)."""
+        self.delta_epoch = new_id()[:8]
 
     def force_status(self, user_ref: str, plan_name: str, status: str | None) -> None:
         """Pin an enabled plan's provisioningStatus for a user (e.g. "Error", "PendingInput"); None unpins."""
@@ -179,11 +335,58 @@ class TenantState:
         else:
             self.status_overrides[key] = status
 
+    def page_of_users(
+        self, start: int, size: int, keep: Callable[[User], bool] | None = None
+    ) -> tuple[list[User], int | None]:
+        """Up to ``size`` users (matching ``keep``) from position ``start`` of the listing order, and the
+        position the next page starts at (None when no user after them matches).
+
+        Costs the positions scanned: O(size) without a filter, however many users the tenant has.
+        """
+        order, users = self._directory.order, self.users
+        page: list[User] = []
+        position = start
+        while position < len(order):
+            user = users.get(order[position])
+            if user is not None and (keep is None or keep(user)):
+                if len(page) == size:
+                    return page, position
+                page.append(user)
+            position += 1
+        return page, None
+
     def reset_counters(self) -> None:
         """Forget request, fault and write counts."""
         self.requests.clear()
         self.faulted.clear()
         self.writes.clear()
+
+    # --- bookkeeping -----------------------------------------------------------------------------
+
+    @property
+    def _directory(self) -> Directory:
+        users = self.users
+        assert isinstance(users, Directory), "TenantState.users must stay the Directory it was created with"
+        return users
+
+    def _pinned_users(self) -> frozenset[str]:
+        """Users with a pinned plan status (recomputed when status_overrides grows or shrinks)."""
+        if self._pinned[0] != len(self.status_overrides):
+            self._pinned = (len(self.status_overrides), frozenset(u for u, _ in self.status_overrides))
+        return self._pinned[1]
+
+    def _directory_changed(self, user_id: str, old: User | None, new: User | None) -> None:
+        """A user added, replaced or removed through ``users``: log it and move seats."""
+        if new is not None and self.deleted_users:
+            self.deleted_users.pop(user_id, None)  # re-created or restored
+        if self._seats is not None:
+            self._recount(_held(old) if old else frozenset(), _held(new) if new else frozenset())
+        self.record_change(user_id)
+
+    def _recount(self, before: frozenset[str], after: frozenset[str]) -> None:
+        if self._seats is not None:
+            self._seats.update(after - before)
+            self._seats.subtract(before - after)
 
     # --- reads -----------------------------------------------------------------------------------
 
@@ -206,8 +409,13 @@ class TenantState:
         """licenseAssignmentStates[].state: Active, ActiveWithError (a plan in Error) or Error."""
         if assignment.error not in {"None", ""}:
             return "Error"
-        sku = self.skus[assignment.sku_id]
-        if any(self.plan_status(user, assignment, p) == "Error" for p in sku.plans):
+        # Only a pinned status can be Error (see plan_status): look there, not at every plan's provisioning.
+        overrides = self.status_overrides
+        if user.id in self._pinned_users() and any(
+            overrides.get((user.id, p.name.upper())) == "Error"
+            for p in self.skus[assignment.sku_id].plans
+            if p.id not in assignment.disabled_plans
+        ):
             return "ActiveWithError"
         return "Active"
 
@@ -234,6 +442,16 @@ class TenantState:
             }
             for sku in self.held_skus(user)
         ]
+
+
+def _held(user: User) -> frozenset[str]:
+    """The SKU ids a user holds by any path."""
+    return frozenset(a.sku_id for a in user.assignments)
+
+
+def _licenses(user: User) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """What a user holds, as comparable tuples: (SKU, group, disabled plans) per assignment."""
+    return [(a.sku_id, a.assigned_by_group, tuple(a.disabled_plans)) for a in user.assignments]
 
 
 def detail_id(tenant_id: str, sku_id: str) -> str:
