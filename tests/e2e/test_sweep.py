@@ -166,3 +166,43 @@ def function_app_functions() -> list:  # type: ignore[type-arg]
     from licensing.dev.localhost import indexed_functions  # noqa: PLC0415
 
     return indexed_functions(function_app.app)
+
+
+async def test_full_read_pages_through_several_pages(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> None:
+    """2,500 users: three pages of at most 999 via @odata.nextLink, every user seen once."""
+    state, _ = generate_tenant(2500, drift_fraction=0.0, seed=3)
+    async with EmulatedTenant(state=state) as tenant:
+        for key, value in local_settings(azurite.connection_string, tenant.base_url).items():
+            monkeypatch.setenv(key, value)
+        await wipe_storage(azurite.connection_string)
+        await composition.reset()
+        result = await run_sweep(await composition.services(), mode="report")
+        await composition.reset()
+    assert (result.users_seen, result.users_drifted) == (2500, 0)
+    assert tenant.state.requests["GET /users"] == 3
+
+
+async def test_remediation_fixes_are_spaced_by_the_rate_setting(
+    generated: tuple[Services, EmulatedTenant, dict[str, list[str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 60 fixes a minute the n-th fix is queued invisible for n seconds, so Graph sees a steady trickle."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    services, _, expected = generated
+    services.settings = replace(services.settings, sweep_fix_rate_per_minute=60)
+    delays: list[int] = []
+    real_send = services.storage.send
+
+    async def recording_send(queue: str, payload: dict[str, object], *, delay_seconds: int = 0) -> None:
+        delays.append(delay_seconds)
+        await real_send(queue, payload, delay_seconds=delay_seconds)
+
+    monkeypatch.setattr(services.storage, "send", recording_send)
+    result = await run_sweep(services, mode="remediate")
+    assert result.fixes_enqueued == sum(len(v) for k, v in expected.items() if k in FIXABLE)
+    assert sorted(delays) == list(range(result.fixes_enqueued))
+    queue = services.storage.queue("license-requests")
+    assert (await queue.get_queue_properties()).approximate_message_count == result.fixes_enqueued
+    [first] = [m async for m in queue.receive_messages(messages_per_page=1, visibility_timeout=60)][:1]
+    message = json.loads(first.content)
+    assert (message["source"], message["converge"]) == ("sweep", True)
