@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 
+from licensing import leases
 from licensing.composition import Services
 from licensing.errors import (
     InvalidRequest,
@@ -15,17 +17,18 @@ from licensing.errors import (
     UsageLocationMissing,
     UserNotFound,
 )
-from licensing.messages import OnboardRequest, parse_message
+from licensing.messages import LICENSE_REQUESTS_QUEUE, OnboardRequest, parse_message
 from licensing.model import Catalog, UserFacts
 from licensing.offboarding import LEAVER, offboard, owned_skus, record_removals
 from licensing.onboarding_outcomes import blocked, clear_request_rows, note_compliant, rejected, user_missing
 from licensing.planning import AssignmentPlan, DesiredLicense, plan_assignment
 from licensing.policy import Policy
-from licensing.recording import Handled, note_failed_attempt, record, reject_unreadable
+from licensing.recording import Handled, backoff, note_failed_attempt, record, reject_unreadable
 from licensing.records import AuditEvent, EventKind, StatusRecord
 from licensing.verifying import schedule_verification
 
 log = logging.getLogger(__name__)
+LEASE_WAIT_SECONDS = 3  # how soon a request that found the user busy comes back (with jitter)
 
 
 async def onboard(body: str, services: Services, *, message_id: str = "", delivery: int = 1) -> Handled:
@@ -62,7 +65,16 @@ async def _onboard(request: OnboardRequest, services: Services) -> Handled:
         user = await services.graph.get_user(request.user)
     except UserNotFound as exc:
         return await user_missing(request, services, exc)
+    holder = f"{request.request_id}:{uuid.uuid4().hex[:8]}"
+    if not await leases.take(services.storage, user.id, holder=holder, now=services.clock()):
+        # Another request for this user is being applied right now (a duplicate, or HR and Graph at once):
+        # come back in a few seconds and find the result, instead of writing the same change twice.
+        delay = backoff(LEASE_WAIT_SECONDS, 1)
+        await services.storage.send(LICENSE_REQUESTS_QUEUE, request.model_dump(mode="json", by_alias=True),
+                                    delay_seconds=delay)  # fmt: skip
+        return Handled("deferred", f"another request for {user.id} is in progress; again in {delay} s")
     try:
+        user = await services.graph.get_user(user.id)  # fresh facts: the previous holder may just have written
         if request.action == "remove":
             return await offboard(request, user, services)
         return await _assign(request, user, policy, services)
@@ -72,6 +84,8 @@ async def _onboard(request: OnboardRequest, services: Services) -> Handled:
             reason=exc.message, request_id=request.request_id, source=request.source, attempts=request.attempt + 1,
         )  # fmt: skip
         return Handled("failed", exc.message)
+    finally:
+        await leases.give_back(services.storage, user.id, holder=holder)
 
 
 async def _assign(  # noqa: PLR0911  # one exit per outcome

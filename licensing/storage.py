@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
@@ -30,7 +31,8 @@ HR_EVENTS_TABLE = "HrEvents"  # eventId dedupe for the HR webhook
 SCHEDULED_TABLE = "ScheduledRequests"  # requests due more than 7 days out (past the queue's delay limit)
 RUNS_TABLE = "SweepRuns"  # partition "runs": one summary row per run; "lock" / "state": the lease and deltaLink
 DRIFT_TABLE = "SweepDrift"  # partitions "<run id>-<hex digit>", one row per drifted user
-TABLES = (STATUS_TABLE, EVENTS_TABLE, HR_EVENTS_TABLE, SCHEDULED_TABLE, RUNS_TABLE, DRIFT_TABLE)
+LEASES_TABLE = "UserLeases"  # one short lease per user while a request for them is being applied
+TABLES = (STATUS_TABLE, EVENTS_TABLE, HR_EVENTS_TABLE, SCHEDULED_TABLE, RUNS_TABLE, DRIFT_TABLE, LEASES_TABLE)
 QUEUES = (
     LICENSE_REQUESTS_QUEUE,
     LICENSE_VERIFY_QUEUE,
@@ -136,8 +138,13 @@ class Storage:
             )
 
     async def put_status(self, record: StatusRecord) -> None:
-        """Upsert the latest status row for user+SKU."""
-        entity = {
+        """Write the latest status row for user+SKU, unless a newer outcome is already there.
+
+        Optimistic concurrency: read, compare ``UpdatedAt``, then update under the row's ETag (or insert);
+        a late writer with an older outcome never overwrites a newer one, and a lost race is re-read.
+        Columns not written here (AssignedAt, VerifiedAt, LastError...) are merged, so they keep history.
+        """
+        entity: dict[str, Any] = {
             "PartitionKey": table_key(record.user_key),
             "RowKey": table_key(record.sku),
             "UserPrincipalName": record.user_principal_name,
@@ -151,8 +158,31 @@ class Storage:
             "Attempts": record.attempts,
             "UpdatedAt": record.updated_at,
         }
+        if record.outcome in {"assigned", "verified", "removed"}:
+            entity[f"{record.outcome.capitalize()}At"] = record.updated_at
+        if record.outcome in {"failed", "blocked", "rejected"}:
+            entity["LastError"], entity["LastErrorAt"] = record.reason[:4000], record.updated_at
+        table = self._tables.get_table_client(STATUS_TABLE)
         with transient(f"write status of {record.user_key}"):
-            await self._tables.get_table_client(STATUS_TABLE).upsert_entity(entity)
+            for _ in range(8):
+                try:
+                    current = await table.get_entity(entity["PartitionKey"], entity["RowKey"])
+                except ResourceNotFoundError:
+                    try:
+                        await table.create_entity(entity)
+                    except ResourceExistsError:
+                        continue  # someone created it meanwhile: compare with theirs
+                    return
+                if current.get("UpdatedAt") and current["UpdatedAt"] > record.updated_at:
+                    log.info("kept the newer status of %s/%s", record.user_key, record.sku)
+                    return
+                try:
+                    await table.update_entity(entity, etag=current.metadata["etag"],
+                                              match_condition=MatchConditions.IfNotModified)  # fmt: skip
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue
+                return
+            raise TransientError(f"status of {record.user_key}/{record.sku} kept changing under us")
 
     async def delete_status(self, user_key: str, sku: str) -> None:
         """Remove one status row if it exists."""

@@ -93,3 +93,20 @@ async def test_failing_message_is_poisoned_after_max_dequeue_and_recorded(
     assert kinds.count("AttemptFailed") == 5
     assert kinds[0] == "MessagePoisoned"
     assert user.assignments == []
+
+
+async def test_concurrent_requests_for_one_user_write_once(
+    services: Services, tenant: EmulatedTenant, host: LocalHost
+) -> None:
+    """The same request twice plus a Graph request by id, all in one batch: one assignLicense, one verified row."""
+    user = hire(tenant, "twice")
+    body = request(user.user_principal_name, request_id="r-twice")
+    await send(services, body)
+    await send(services, body)
+    await send(services, {"user": user.id, "source": "graph", "requestId": "g-twice"})
+    stats = await host.run_until_idle(limit_seconds=60)
+    assert stats.poisoned == {}
+    assert tenant.state.requests[ASSIGN] == 1
+    rows = await statuses(services, user.id)
+    assert rows["EMS"].outcome == "verified"
+    assert set(rows) == {"EMS"}

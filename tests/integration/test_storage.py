@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime, timedelta
@@ -11,22 +12,35 @@ from licensing.records import AuditEvent, StatusRecord
 from licensing.storage import table_key
 
 
-async def test_status_row_round_trips_and_upserts(services: Services) -> None:
-    """The latest status per user+SKU: a second write replaces the first."""
+async def test_status_row_round_trips_and_a_newer_write_replaces_it(services: Services) -> None:
+    """The latest status per user+SKU: a newer write replaces the row, keeping history columns."""
     storage = services.storage
-    row = StatusRecord(
-        "u1", "EMS", "ada@contoso.example", "pending", "AAD_PREMIUM is PendingProvisioning", "r1", "hr",
-        rule="everyone", disabled_plans=("INTUNE_A",), plan_statuses={"INTUNE_A": "Disabled"}, attempts=1,
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    pending = StatusRecord(
+        "u1", "EMS", "ada@contoso.example", "assigned", "EMS assigned", "r1", "hr", rule="everyone",
+        disabled_plans=("INTUNE_A",), plan_statuses={"INTUNE_A": "Disabled"}, attempts=1, updated_at=t0,
     )  # fmt: skip
-    await storage.put_status(row)
-    await storage.put_status(StatusRecord("u1", "EMS", "ada@contoso.example", "verified", "ok", "r1", "hr"))
+    await storage.put_status(pending)
+    later = t0 + timedelta(minutes=5)
+    await storage.put_status(StatusRecord("u1", "EMS", "ada@contoso.example", "verified", "ok", "r1", "hr",
+                                          updated_at=later))  # fmt: skip
     [back] = [r async for r in storage.statuses("u1")]
-    assert (back.outcome, back.reason, back.sku) == ("verified", "ok", "EMS")
-    await storage.put_status(row)
-    [again] = [r async for r in storage.statuses("u1")]
-    assert again.plan_statuses == {"INTUNE_A": "Disabled"}
-    assert again.disabled_plans == ("INTUNE_A",)
-    assert [r.user_key async for r in storage.statuses(outcome="pending")] == ["u1"]
+    assert (back.outcome, back.reason, back.sku, back.updated_at) == ("verified", "ok", "EMS", later)
+    [entity] = [e async for e in storage.table("LicenseStatus").list_entities()]
+    assert (entity["AssignedAt"], entity["VerifiedAt"]) == (t0, later)  # history kept by merging
+    assert [r.user_key async for r in storage.statuses(outcome="verified")] == ["u1"]
+
+
+async def test_a_late_writer_never_overwrites_a_newer_outcome(services: Services) -> None:
+    """An older outcome arriving after a newer one (a slow worker) is dropped, even when written concurrently."""
+    storage = services.storage
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    newest = StatusRecord("u9", "EMS", "x@y", "verified", "newest", "r", "hr", updated_at=t0 + timedelta(seconds=9))
+    older = [StatusRecord("u9", "EMS", "x@y", "pending", f"older {i}", "r", "hr", updated_at=t0 + timedelta(seconds=i))
+             for i in range(8)]  # fmt: skip
+    await asyncio.gather(*(storage.put_status(r) for r in [*older, newest, *reversed(older)]))
+    [row] = [r async for r in storage.statuses("u9")]
+    assert (row.outcome, row.reason) == ("verified", "newest")
 
 
 async def test_guest_upn_with_hash_is_a_valid_table_key(services: Services) -> None:
