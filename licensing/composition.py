@@ -13,6 +13,7 @@ from licensing.policy import Policy, load_policy
 from licensing.records import utcnow
 from licensing.settings import Settings
 from licensing.storage import Storage
+from licensing.write_budget import WriteBudget
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,18 @@ class Services:
     storage: Storage
     clock: Callable[[], datetime] = utcnow
     _policy: Policy | None = field(default=None, repr=False)
+
+    _budget: WriteBudget | None = field(default=None, repr=False)
+
+    @property
+    def budget(self) -> WriteBudget:
+        """The shared Graph write budget (LICENSING_WRITE_BUDGET per LICENSING_WRITE_WINDOW_SECONDS)."""
+        if self._budget is None:
+            self._budget = WriteBudget(
+                self.storage, writes=self.settings.write_budget,
+                window_seconds=self.settings.write_window_seconds, clock=self.clock,
+            )  # fmt: skip
+        return self._budget
 
     def policy(self) -> Policy:
         """The policy file, loaded on first use (PolicyError if it is invalid)."""

@@ -11,6 +11,7 @@ from licensing.model import Catalog, UserFacts
 from licensing.planning import Removal, managed_sku_ids, plan_removals
 from licensing.recording import Handled, record
 from licensing.records import StatusRecord
+from licensing.seats import release_blocked
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ async def offboard(request: OnboardRequest, user: UserFacts, services: Services)
         f"; {len(kept)} license(s) not assigned by this app (group-based or by hand) left as they are" if kept else ""
     )
     if removals:
+        await services.budget.permit()
         try:
             await services.graph.assign(user.id, [], [r.sku_id for r in removals])
         except PermanentError as exc:
@@ -60,6 +62,7 @@ async def offboard(request: OnboardRequest, user: UserFacts, services: Services)
             return Handled("failed", exc.message)
         await record_removals(request, user, removals, catalog, services, rule="", note=note)
         await services.graph.catalog(fresh=True)  # seats just came back; let the next assignment see them
+        await release_blocked(services, {r.part_number: 1 for r in removals})
     if request.source == "hr":  # a termination; a sweep reclaiming a disabled account's seat is not one
         await record(
             services, user_key=user.id, upn=user.user_principal_name, outcome="removed", kind="LicenseRemoved",

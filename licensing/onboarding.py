@@ -25,6 +25,7 @@ from licensing.planning import AssignmentPlan, DesiredLicense, plan_assignment
 from licensing.policy import Policy
 from licensing.recording import Handled, backoff, note_failed_attempt, record, reject_unreadable
 from licensing.records import AuditEvent, EventKind, StatusRecord
+from licensing.seats import release_blocked, warn_low_seats
 from licensing.verifying import schedule_verification
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ async def _assign(  # noqa: PLR0911  # one exit per outcome
                 f"{user.user_principal_name} has no usage location and LICENSING_SET_USAGE_LOCATION is off; "
                 "set usageLocation on the user or turn the setting on (needs User.ReadWrite.All)",
             )  # fmt: skip
+        await services.budget.permit()
         await graph.set_usage_location(user.id, plan.usage_location)
         await _event(services, request, user, "UsageLocationSet", f"usageLocation set to {plan.usage_location}")
     # Intent first: if the write succeeds but recording it fails, the redelivery finds nothing to do,
@@ -128,6 +130,7 @@ async def _assign(  # noqa: PLR0911  # one exit per outcome
         await _event(services, request, user, "AssignmentRequested", _describe(change.desired, change.before, catalog),
                      sku=change.desired.part_number, before=_before(change.before, change.desired, catalog),
                      after=change.desired.disabled_plan_names)  # fmt: skip
+    await services.budget.permit()
     try:
         await graph.assign(
             user.id,
@@ -145,6 +148,9 @@ async def _assign(  # noqa: PLR0911  # one exit per outcome
             disabled=change.desired.disabled_plan_names, before=_before(change.before, change.desired, catalog),
         )  # fmt: skip
     await record_removals(request, user, plan.removals, catalog, services, rule=plan.rule)
+    await warn_low_seats(services, catalog, [c.desired.part_number for c in plan.changes if c.before is None])
+    if plan.removals:
+        await release_blocked(services, {r.part_number: 1 for r in plan.removals})
     await clear_request_rows(request, user, services)
     await _verify_later(request, user, plan, services, delay=settings.verify_delay_seconds)
     done = ", ".join([c.desired.part_number for c in plan.changes] + [f"-{r.part_number}" for r in plan.removals])

@@ -50,6 +50,7 @@ EventKind = Literal[
     "RequestDeferred",
     "AttemptFailed",
     "MessagePoisoned",
+    "SeatsLow",
 ]
 
 

@@ -39,6 +39,9 @@ TUNABLES: dict[str, str] = {
     "hr_leaver_grace_days": "HR_LEAVER_GRACE_DAYS",
     "sweep_full_every_days": "SWEEP_FULL_EVERY_DAYS",
     "sweep_fix_rate_per_minute": "SWEEP_FIX_RATE_PER_MINUTE",
+    "write_budget": "LICENSING_WRITE_BUDGET",
+    "write_window_seconds": "LICENSING_WRITE_WINDOW_SECONDS",
+    "low_seat_threshold": "LICENSING_LOW_SEAT_THRESHOLD",
 }
 SECRET_SETTINGS = ("HR_WEBHOOK_SECRET", "HR_WEBHOOK_SECRET_PREVIOUS", "GRAPH_NOTIFICATION_CLIENT_STATE")
 # Upper bounds the platform imposes (the SDK refuses retry delays over 180 s; a queue delay over 7 days).
@@ -112,6 +115,9 @@ class Settings:
     sweep_mode: Literal["report", "remediate"] = "report"
     sweep_full_every_days: int = 7
     sweep_fix_rate_per_minute: int = 300
+    write_budget: int = 3000
+    write_window_seconds: int = 150
+    low_seat_threshold: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

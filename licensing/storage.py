@@ -32,7 +32,17 @@ SCHEDULED_TABLE = "ScheduledRequests"  # requests due more than 7 days out (past
 RUNS_TABLE = "SweepRuns"  # partition "runs": one summary row per run; "lock" / "state": the lease and deltaLink
 DRIFT_TABLE = "SweepDrift"  # partitions "<run id>-<hex digit>", one row per drifted user
 LEASES_TABLE = "UserLeases"  # one short lease per user while a request for them is being applied
-TABLES = (STATUS_TABLE, EVENTS_TABLE, HR_EVENTS_TABLE, SCHEDULED_TABLE, RUNS_TABLE, DRIFT_TABLE, LEASES_TABLE)
+BUDGET_TABLE = "WriteBudget"  # Graph identity writes counted per slot of the window, shared by all workers
+TABLES = (
+    STATUS_TABLE,
+    EVENTS_TABLE,
+    HR_EVENTS_TABLE,
+    SCHEDULED_TABLE,
+    RUNS_TABLE,
+    DRIFT_TABLE,
+    LEASES_TABLE,
+    BUDGET_TABLE,
+)
 QUEUES = (
     LICENSE_REQUESTS_QUEUE,
     LICENSE_VERIFY_QUEUE,

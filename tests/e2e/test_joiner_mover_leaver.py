@@ -164,3 +164,38 @@ async def test_bad_requests_over_real_http_get_the_right_4xx_and_queue_nothing(
         assert "error" in await response.json()
     props = await services.storage.queue("license-requests").get_queue_properties()
     assert props.approximate_message_count == 0
+
+
+async def test_a_leaver_hands_the_freed_seat_to_a_blocked_user(
+    services: Services, tenant: EmulatedTenant, hr: tuple[LocalHttp, LocalHost]
+) -> None:
+    """EMS E5 full: the second executive is blocked; when the first leaves, the seat goes to the blocked one."""
+    http, host = hr
+    premium = next(s for s in tenant.state.skus.values() if s.part_number == "EMSPREMIUM")
+    premium.enabled += 1  # exactly one free seat
+    first, second = hire(tenant, "exec1", department="Executive"), hire(tenant, "exec2", department="Executive")
+    await send(http, event("x1", "hire", first.user_principal_name, department="Executive"))
+    await host.run_until_idle(limit_seconds=30)
+    await send(http, event("x2", "hire", second.user_principal_name, department="Executive"))
+    await host.run_until_idle(limit_seconds=30)
+    assert (await statuses(services, second.id))["EMSPREMIUM"].outcome == "blocked"
+    await send(http, event("x3", "terminate", first.user_principal_name))
+    await host.run_until_idle(limit_seconds=30)
+    assert (await statuses(services, second.id))["EMSPREMIUM"].outcome == "verified"
+    assert tenant.state.free_units(premium.id) == 0
+
+
+async def test_low_free_seats_are_warned_about(
+    services: Services, tenant: EmulatedTenant, hr: tuple[LocalHttp, LocalHost], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Below LICENSING_LOW_SEAT_THRESHOLD free seats, an assignment logs a warning and records SeatsLow."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    http, host = hr
+    services.settings = replace(services.settings, low_seat_threshold=100_000)
+    user = hire(tenant, "lowseat")
+    await send(http, event("s1", "hire", user.user_principal_name, department="Sales"))
+    await host.run_until_idle(limit_seconds=30)
+    [warning] = [e for e in await services.storage.events("_seats") if e.kind == "SeatsLow"]
+    assert warning.sku == "EMS"
+    assert "low seats: EMS has" in caplog.text
