@@ -1,7 +1,8 @@
 """Run the emulated tenant standalone; prints its Graph base URL on one line, then serves until stopped.
 
 python -m licensing.dev.tenant [--port 0] [--fixture PATH | --generate N [--drift F]] [--seed S]
-                               [--provisioning-delay S] [--throttle-rate R] [--latency-ms MS]
+                               [--provisioning-delay S] [--throttle-rate R] [--retry-after S] [--latency-ms MS]
+                               [--write-budget N] [--write-window S] [--slow-rate R] [--slow-ms MS]
 
 With --generate the tenant is N generated users (licensing.dev.tenant.generate), and
 GET /_emulator/expected returns which of them drifted how - a benchmark can run the tenant in its own
@@ -36,6 +37,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--retry-after", type=int, default=1, help="Retry-After seconds on a 429 (default 1)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every Graph request (ms)")
     parser.add_argument(
+        "--write-budget", type=int, default=0, help="identity writes allowed per --write-window (default 0: unlimited)"
+    )
+    parser.add_argument(
+        "--write-window", type=float, default=150.0, help="sliding window of the write budget, seconds (default 150)"
+    )
+    parser.add_argument("--slow-rate", type=float, default=0.0, help="fraction of Graph requests answered late")
+    parser.add_argument("--slow-ms", type=float, default=0.0, help="how late a slow answer is, after its effect (ms)")
+    parser.add_argument(
         "--seed",
         type=int,
         default=None,
@@ -48,7 +57,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--drift must be between 0 and 1")
     if args.latency_ms < 0:
         parser.error("--latency-ms must be >= 0")
+    if args.write_budget < 0:
+        parser.error("--write-budget must be >= 0")
+    if args.write_window <= 0:
+        parser.error("--write-window must be > 0")
+    if not 0.0 <= args.slow_rate <= 1.0:
+        parser.error("--slow-rate must be between 0 and 1")
+    if args.slow_ms < 0:
+        parser.error("--slow-ms must be >= 0")
     return args
+
+
+def faults_from(args: argparse.Namespace) -> Faults:
+    """The injected faults the command line asks for."""
+    return Faults(
+        throttle_rate=args.throttle_rate,
+        retry_after=args.retry_after,
+        latency_ms=args.latency_ms,
+        seed=0 if args.seed is None else args.seed,
+        write_budget=args.write_budget,
+        write_window=args.write_window,
+        slow_rate=args.slow_rate,
+        slow_ms=args.slow_ms,
+    )
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -62,12 +93,7 @@ async def serve(args: argparse.Namespace) -> None:
         state = TenantState.from_fixture(args.fixture, provisioning_delay=args.provisioning_delay)
     else:
         state = TenantState.default(provisioning_delay=args.provisioning_delay)
-    faults = Faults(
-        throttle_rate=args.throttle_rate,
-        retry_after=args.retry_after,
-        latency_ms=args.latency_ms,
-        seed=0 if args.seed is None else args.seed,
-    )
+    faults = faults_from(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

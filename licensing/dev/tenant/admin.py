@@ -1,8 +1,9 @@
 """The emulator's own controls under /_emulator: not Graph, and never subject to injected faults.
 
 GET  /_emulator/health           {"status": "ok", ...}
-GET  /_emulator/stats            request counters by route, faults, writes, seats per SKU
-POST /_emulator/faults           {"throttle_rate": 0.2, "retry_after": 2, ...} -> the faults now in force
+GET  /_emulator/stats            request counters by route, faults, writes (applied, throttled), seats per SKU
+POST /_emulator/faults           {"throttle_rate": 0.2, "retry_after": 2, "write_budget": 30, "write_window": 150,
+                                  "slow_rate": 0.1, "slow_ms": 5000, ...} -> the faults now in force
 POST /_emulator/users            a seed-style user (userPrincipalName, displayName, licenses...) -> 201
 POST /_emulator/reset-counters   204
 POST /_emulator/plan-status      {"user": id-or-upn, "plan": "INTUNE_A", "status": "Error" | null}
@@ -84,6 +85,9 @@ def _stats(ctx: Context, _: dict[str, Any]) -> web.Response:
         "requests": dict(state.requests),
         "faulted": dict(state.faulted),
         "writes": dict(state.writes),
+        "throttledWrites": state.throttled_writes,
+        "writesInWindow": len(state.write_log),
+        "slowAnswers": state.slow_answers,
         "users": len(state.users),
         "skus": skus,
         "faults": ctx.faults.as_dict(),

@@ -1,8 +1,9 @@
 """The Graph v1.0 endpoints, independent of aiohttp so plain requests and $batch sub-requests share them.
 
 A request is routed by method and path template, counted under ``"METHOD /template"``, given its
-injected fault if it draws one, and otherwise answered by its handler. GraphErrors become Graph's
-error body: ``{"error": {"code", "message", "innerError": {"date", "request-id", "client-request-id"}}}``.
+injected fault if it draws one, refused with 429 if it is an identity write beyond the write budget
+(``WRITE_ROUTES``), and otherwise answered by its handler. GraphErrors become Graph's error body:
+``{"error": {"code", "message", "innerError": {"date", "request-id", "client-request-id"}}}``.
 """
 
 from __future__ import annotations
@@ -28,17 +29,24 @@ from licensing.dev.tenant.subscriptions_api import (
 )
 from licensing.dev.tenant.views import parse_select, render_sku, render_user, users_context
 
-__all__ = ["Context", "GraphRequest", "GraphResponse", "dispatch", "error_response", "route"]
+__all__ = ["WRITE_ROUTES", "Context", "GraphRequest", "GraphResponse", "dispatch", "error_response", "route"]
+
+
+# Identity writes: what Faults.write_budget counts (plain or inside $batch).
+WRITE_ROUTES = frozenset({"POST /users/{id}/assignLicense", "PATCH /users/{id}"})
+
+
+def _throttled(state: TenantState) -> GraphError:
+    return GraphError(
+        429,
+        "TooManyRequests",
+        f"Too many requests from Identifier:{state.tenant_id} under category:throttle.aad.ags. Please try again later.",
+    )
 
 
 def _fault_error(fault: Fault, state: TenantState) -> GraphError:
     if fault is Fault.THROTTLED:
-        return GraphError(
-            429,
-            "TooManyRequests",
-            f"Too many requests from Identifier:{state.tenant_id} under category:throttle.aad.ags. "
-            "Please try again later.",
-        )
+        return _throttled(state)
     return GraphError(503, "serviceNotAvailable", "The service is not available. Try the request again after a delay.")
 
 
@@ -158,15 +166,22 @@ async def dispatch(ctx: Context, req: GraphRequest) -> GraphResponse:
         key = f"{req.method.upper()} {template}"
         ctx.state.requests[key] += 1
         fault = ctx.faults.draw()
+        retry_after: int | None = None
         try:
             if fault is not None:
                 ctx.state.faulted[key] += 1
+                retry_after = ctx.faults.retry_after
                 raise _fault_error(fault, ctx.state)
+            if key in WRITE_ROUTES:
+                retry_after = ctx.state.admit_write(ctx.faults.write_budget, ctx.faults.write_window)
+                if retry_after is not None:
+                    ctx.state.faulted[key] += 1
+                    raise _throttled(ctx.state)
             answer = handler(ctx, req, params)
             response = answer if isinstance(answer, GraphResponse) else await answer
         except GraphError as exc:
             response = error_response(exc, request_id, req.client_request_id)
-            if fault is not None:
-                response.headers["Retry-After"] = str(ctx.faults.retry_after)
+            if retry_after is not None:
+                response.headers["Retry-After"] = str(retry_after)
     response.headers |= {"request-id": request_id, "client-request-id": req.client_request_id}
     return response

@@ -59,9 +59,17 @@ async def _graph(request: web.Request) -> web.StreamResponse:
         base_url=f"{request.url.origin()}/v1.0",
         client_request_id=request.headers.get("client-request-id") or new_id(),
     )
+    delay = ctx.faults.draw_slow()  # once per HTTP request, a $batch included
+    # A slow answer: the request takes effect first (a write is applied), only then does the answer wait -
+    # a gateway that is slow to reply, so a client that times out never learns its write went through.
     if req.path == "/$batch" and req.method == "POST":
-        return to_web(await handle_batch(ctx, req))
-    return to_web(await dispatch(ctx, req))
+        response = await handle_batch(ctx, req)
+    else:
+        response = await dispatch(ctx, req)
+    if delay > 0:
+        ctx.state.slow_answers += 1
+        await asyncio.sleep(delay)
+    return to_web(response)
 
 
 async def _not_graph(request: web.Request) -> web.StreamResponse:

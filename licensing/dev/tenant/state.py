@@ -9,9 +9,10 @@ of its last change (create, PATCH, assignLicense, delete).
 from __future__ import annotations
 
 import base64
+import math
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, overload
@@ -152,6 +153,9 @@ class TenantState:
         self.requests: Counter[str] = Counter()  # "GET /users/{id}" -> requests received
         self.faulted: Counter[str] = Counter()  # same keys, requests answered by an injected fault
         self.writes: Counter[str] = Counter()  # "assignLicense" / "updateUser" / "createUser" -> applied
+        self.throttled_writes = 0  # identity writes refused by the write budget (see admit_write)
+        self.write_log: deque[float] = deque()  # clock() of each admitted identity write, oldest first
+        self.slow_answers = 0  # HTTP requests whose answer Faults.slow_ms held back
         self.status_overrides: dict[tuple[str, str], str] = {}
         self.subscriptions: dict[str, Subscription] = {}  # change-notification subscriptions by id
         self.auto_notify = False  # notify subscribers (in the background) of users created or PATCHed
@@ -355,11 +359,34 @@ class TenantState:
             position += 1
         return page, None
 
+    def admit_write(self, budget: int, window: float) -> int | None:
+        """Count one identity write against ``budget`` writes per sliding ``window`` seconds (0 = unlimited).
+
+        None when admitted (logged, whatever the handler then makes of it; not logged while unlimited, so
+        a budget set later starts from an empty window); otherwise the write is refused, not logged, and
+        the answer is Graph's Retry-After: whole seconds until the window has room again - until its
+        oldest write expires while the budget is unchanged - at least 1.
+        """
+        if budget <= 0:
+            return None
+        now = self.clock()
+        log = self.write_log
+        while log and log[0] <= now - window:
+            log.popleft()
+        if len(log) < budget:
+            log.append(now)
+            return None
+        self.throttled_writes += 1
+        frees_at = log[len(log) - budget] + window  # the write whose expiry leaves budget - 1 in the window
+        return max(1, math.ceil(frees_at - now))
+
     def reset_counters(self) -> None:
-        """Forget request, fault and write counts."""
+        """Forget request, fault and write counts (not the write budget's window: see ``write_log``)."""
         self.requests.clear()
         self.faulted.clear()
         self.writes.clear()
+        self.throttled_writes = 0
+        self.slow_answers = 0
 
     # --- bookkeeping -----------------------------------------------------------------------------
 
