@@ -9,16 +9,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from licensing import cli_render as render
 from licensing.composition import Services
-from licensing.errors import LicensingError, PolicyError
+from licensing.errors import InvalidRequest, LicensingError, PolicyError
 from licensing.graph import GraphGateway
+from licensing.messages import LICENSE_REQUESTS_QUEUE
 from licensing.planning import DesiredLicense, desired_licenses, plan_changes, resolve
 from licensing.policy import LicenseSpec, load_policy
+from licensing.records import OUTCOMES, StatusRecord
 from licensing.settings import Settings
 from licensing.storage import Storage
 from licensing.sweep import run_sweep
@@ -45,7 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--dry-run", action="store_true", help="report only, whatever SWEEP_MODE says")
     sweep.add_argument("--full", action="store_true", help="read every user, not only changes since last time")
     sweep.add_argument("--csv", metavar="FILE", help="also write the drift report (CSV) to FILE")
-    for p in (skus, assign, verify, sweep):
+    status = sub.add_parser("status", help="the LicenseStatus table (needs AzureWebJobsStorage)")
+    status.add_argument("--outcome", choices=OUTCOMES, help="only rows with this outcome")
+    status.add_argument("--since", metavar="AGE", help="only rows updated within AGE, e.g. 7d, 12h, 30m")
+    status.add_argument("--user", help="only this user (object id, or the identifier a request gave)")
+    requeue = sub.add_parser("requeue", help="send failed or blocked users back to license-requests")
+    requeue.add_argument("--outcome", choices=("failed", "blocked"), default="failed")
+    requeue.add_argument("--user", help="only this user")
+    for p in (skus, assign, verify, sweep, status, requeue):
         p.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -64,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     graph = GraphGateway.from_settings(settings)
     try:
-        command = {"skus": _skus, "assign": _assign, "verify": _verify, "sweep": _sweep}[args.command]
+        command = {
+            "skus": _skus, "assign": _assign, "verify": _verify, "sweep": _sweep, "status": _status,
+            "requeue": _requeue,
+        }[args.command]  # fmt: skip
         return await command(args, settings, graph)
     finally:
         await graph.close()
@@ -139,3 +153,45 @@ async def _sweep(args: argparse.Namespace, settings: Settings, graph: GraphGatew
         await asyncio.to_thread(Path(args.csv).write_text, result.csv, encoding="utf-8")
     render.sweep_summary(result.summary(), as_json=args.json)
     return 0 if result.read != "skipped" else EXIT_ERROR
+
+
+async def _rows(args: argparse.Namespace, storage: Storage) -> list[StatusRecord]:
+    since = _age(args.since) if getattr(args, "since", None) else None
+    cutoff = datetime.now(UTC) - since if since else None
+    rows = [
+        r
+        async for r in storage.statuses(args.user, outcome=args.outcome)
+        if not r.sku.startswith("~") and (cutoff is None or r.updated_at >= cutoff)
+    ]
+    return sorted(rows, key=lambda r: r.updated_at, reverse=True)
+
+
+async def _status(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
+    storage = Storage.from_settings(settings.require_storage())
+    try:
+        rows = await _rows(args, storage)
+    finally:
+        await storage.close()
+    render.statuses(rows, as_json=args.json)
+    return 0
+
+
+async def _requeue(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
+    storage = Storage.from_settings(settings.require_storage())
+    try:
+        rows = await _rows(args, storage)
+        users = list(dict.fromkeys(r.user_key for r in rows))
+        for user in users:
+            request_id = f"requeue-{uuid.uuid4().hex[:12]}"
+            await storage.send(LICENSE_REQUESTS_QUEUE, {"user": user, "source": "manual", "requestId": request_id})
+    finally:
+        await storage.close()
+    render.requeued(users, args.outcome, as_json=args.json)
+    return 0
+
+
+def _age(text: str) -> timedelta:
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
+        raise InvalidRequest(f"--since {text!r}: use a number and d, h or m, e.g. 7d")
+    return timedelta(**{units[text[-1]]: int(text[:-1])})

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from licensing.model import Catalog, ObservedLicense
 from licensing.planning import AssignmentPlan, DesiredLicense
+from licensing.records import StatusRecord
 from licensing.verification import LicenseVerdict
 
 LOW_SEATS = 5
@@ -146,3 +147,27 @@ def sweep_summary(summary: dict[str, Any], *, as_json: bool) -> None:
     console.print(table)
     if summary["report"]:
         console.print(f"report: blob {summary['report']}")
+
+
+def statuses(rows: Sequence[StatusRecord], *, as_json: bool) -> None:
+    """LicenseStatus rows, newest first."""
+    if as_json:
+        _json([{"user": r.user_key, "userPrincipalName": r.user_principal_name, "sku": r.sku, "outcome": r.outcome,
+                "reason": r.reason, "updatedAt": r.updated_at, "requestId": r.request_id, "source": r.source,
+                "planStatuses": dict(r.plan_statuses)} for r in rows])  # fmt: skip
+        return
+    table = Table(title=f"LicenseStatus ({len(rows)} rows)")
+    for column in ("user", "SKU", "outcome", "updated (UTC)", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(r.user_principal_name or r.user_key, r.sku, _styled(r.outcome), f"{r.updated_at:%Y-%m-%d %H:%M}",
+                      r.reason[:160])  # fmt: skip
+    _console().print(table)
+
+
+def requeued(users: Sequence[str], outcome: str, *, as_json: bool) -> None:
+    """How many users went back to the queue."""
+    if as_json:
+        _json({"requeued": list(users), "outcome": outcome})
+        return
+    _console().print(f"requeued {len(users)} {outcome} user(s) on license-requests")

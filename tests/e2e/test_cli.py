@@ -215,3 +215,36 @@ async def test_sweep_table_output_for_people(
     assert code == 0
     assert "users scanned" in out
     assert "missing-license" in out
+
+
+async def test_status_and_requeue_send_failed_users_back(
+    tenant: EmulatedTenant, cli: Cli, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`status --outcome failed` lists the failures; `requeue` puts each failed user back on the queue once."""
+    from licensing.records import StatusRecord  # noqa: PLC0415
+    from licensing.settings import Settings  # noqa: PLC0415
+    from licensing.storage import Storage  # noqa: PLC0415
+
+    await wipe_storage(azurite.connection_string)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    storage = Storage.from_settings(Settings.from_env().require_storage())
+    await storage.ensure_created()
+    for user, outcome in (
+        ("u-failed", "failed"),
+        ("u-failed", "failed"),
+        ("u-ok", "verified"),
+        ("u-blocked", "blocked"),
+    ):
+        await storage.put_status(StatusRecord(user, "EMS" if user != "u-failed" else f"EMS{outcome}", user, outcome,  # type: ignore[arg-type]
+                                              f"why {outcome}", "r", "hr"))  # fmt: skip
+    code, out, _ = await cli("status", "--outcome", "failed", "--since", "1d", "--json")
+    assert code == 0
+    assert [row["user"] for row in json.loads(out)] == ["u-failed"]
+    code, out, _ = await cli("requeue", "--outcome", "failed", "--json")
+    assert (code, json.loads(out)["requeued"]) == (0, ["u-failed"])
+    messages = [json.loads(m.content) async for m in storage.queue("license-requests").receive_messages()]
+    assert [(m["user"], m["source"]) for m in messages] == [("u-failed", "manual")]
+    code, _, err = await cli("status", "--since", "soon")
+    assert code == 3
+    assert "use a number and d, h or m" in err
+    await storage.close()
