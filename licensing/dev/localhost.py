@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.functions.queue import QueueMessage
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
@@ -112,6 +112,7 @@ class LocalHost:
         host_json: Path = APP_ROOT / "host.json",
         retry_visibility: float | None = None,
         poll_interval: float = 0.1,
+        lease_seconds: int = 300,
     ) -> None:
         config: dict[str, Any] = json.loads(host_json.read_text())["extensions"]["queues"]
         self.max_dequeue_count = int(config.get("maxDequeueCount", 5))
@@ -121,6 +122,8 @@ class LocalHost:
         self.base64 = config.get("messageEncoding", "base64") == "base64"
         self.bindings = queue_bindings(app)
         self.poll_interval = poll_interval
+        self.lease_seconds = lease_seconds  # how long a received message stays invisible while it runs
+        self.storage_errors = 0
         self.stats = HostStats()
         self._service = QueueServiceClient.from_connection_string(connection_string)
 
@@ -133,7 +136,9 @@ class LocalHost:
         for binding in self.bindings:
             queue = self._queue(binding.queue_name)
             batch = []
-            async for message in queue.receive_messages(messages_per_page=self.batch_size, visibility_timeout=300):
+            async for message in queue.receive_messages(
+                messages_per_page=self.batch_size, visibility_timeout=self.lease_seconds
+            ):
                 batch.append(message)
                 if len(batch) >= self.batch_size:
                     break
@@ -142,6 +147,15 @@ class LocalHost:
         return ran
 
     async def _invoke(self, binding: QueueBinding, queue: QueueClient, message: Any) -> None:  # noqa: ANN401
+        try:
+            await self._run(binding, queue, message)
+        except (AzureError, OSError) as exc:
+            # Storage went away while completing or abandoning: like the real host, leave the message to
+            # reappear when its lease runs out rather than crash the poller.
+            self.storage_errors += 1
+            log.warning("storage error around message %s: %s", message.id, type(exc).__name__)
+
+    async def _run(self, binding: QueueBinding, queue: QueueClient, message: Any) -> None:  # noqa: ANN401
         name = binding.function_name
         try:
             body = base64.b64decode(message.content, validate=True) if self.base64 else message.content.encode()
@@ -184,13 +198,17 @@ class LocalHost:
         """Process messages until every bound queue is empty (delayed messages included)."""
         deadline = time.monotonic() + limit_seconds
         while True:
-            ran = await self.poll_once()
-            if not ran and await self.pending() == 0:
+            try:
+                ran = await self.poll_once()
+                idle = not ran and await self.pending() == 0
+            except (AzureError, OSError) as exc:  # storage restarting: keep polling, as the host does
+                self.storage_errors += 1
+                log.warning("storage unavailable while polling: %s", type(exc).__name__)
+                ran, idle = 0, False
+            if idle:
                 return self.stats
             if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"queues not idle after {limit_seconds:.0f} s ({await self.pending()} messages left)"
-                )
+                raise TimeoutError(f"queues not idle after {limit_seconds:.0f} s")
             if not ran:
                 await asyncio.sleep(self.poll_interval)
 
