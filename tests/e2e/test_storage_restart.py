@@ -36,13 +36,16 @@ async def test_no_request_is_lost_when_storage_restarts(tmp_path: Path, monkeypa
             running = asyncio.create_task(host.run_until_idle(limit_seconds=120))
             while sum(host.stats.succeeded.values()) < 5:  # noqa: ASYNC110  # watching the host task's counter
                 await asyncio.sleep(0.05)
+            assigned_before_restart = tenant.state.requests["POST /users/{id}/assignLicense"]
             await asyncio.to_thread(azurite.stop)
             await asyncio.sleep(1.0)
             await asyncio.to_thread(azurite.start)
             stats = await running
             await host.close()
             assert stats.poisoned == {}
-            assert host.storage_errors > 0  # the restart really hit the running host
+            # the restart fell in the middle of the run (the storage SDK's own retries ride out the gap)
+            assert assigned_before_restart < 20
+            assert tenant.state.requests["POST /users/{id}/assignLicense"] == 20
             for user in users:
                 assert (await statuses(services, user.id))["EMS"].outcome == "verified", user.user_principal_name
             assert len({tuple(a.sku_id for a in u.assignments) for u in users}) == 1
