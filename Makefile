@@ -26,11 +26,14 @@ demo: install
 	$(PY) -m licensing.dev.demo
 
 test: install lint typecheck
-	$(PY) -m pytest -q -m "not soak"
+	$(PY) -m pytest -q
 
 bench: install  ## performance figures (tables: ours vs the naive way); not part of make test
 	$(PY) -m tests.bench.webhook
 	$(PY) -m tests.bench.sweep
+
+soak: install  ## the soak test at full size (2,000 requests); make test runs it at 60
+	SOAK_USERS=2000 $(PY) -m pytest -q -s tests/e2e/test_soak.py
 
 unit: install
 	$(PY) -m pytest -q tests/unit
