@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,6 +23,37 @@ REPO = Path(__file__).resolve().parents[1]
 HR_SECRET = "test-hr-secret-3c1f"  # a marker: tests grep logs and tables to prove it never leaks
 HR_PREVIOUS_SECRET = "test-hr-previous-9a2b"
 CLIENT_STATE = "test-client-state-77d0"
+
+
+class _SecretWatch(logging.Handler):
+    """Sees every log record of the run and keeps the ones that contain a secret's value."""
+
+    def __init__(self, markers: tuple[str, ...]) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.markers = markers
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record must not break the run
+            return
+        if any(marker in text for marker in self.markers):
+            self.leaks.append(f"{record.name}: {text[:200]}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_logs() -> Iterator[None]:
+    """Across the whole suite (INFO and up), no log line contains the HR secrets or the Graph clientState."""
+    watch = _SecretWatch((HR_SECRET, HR_PREVIOUS_SECRET, CLIENT_STATE))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(watch)
+    root.setLevel(min(previous, logging.INFO))
+    yield
+    root.removeHandler(watch)
+    root.setLevel(previous)
+    assert not watch.leaks, f"secret values were logged: {watch.leaks[:3]}"
 
 
 @pytest.fixture(scope="session")
