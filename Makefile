@@ -31,6 +31,7 @@ test: install lint typecheck
 bench: install  ## performance figures (tables: ours vs the naive way); not part of make test
 	$(PY) -m tests.bench.webhook
 	$(PY) -m tests.bench.sweep
+	$(PY) -m tests.bench.throughput
 
 soak: install  ## the soak test at full size (2,000 requests); make test runs it at 60
 	SOAK_USERS=2000 $(PY) -m pytest -q -s tests/e2e/test_soak.py

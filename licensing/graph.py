@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -14,9 +15,13 @@ from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
 from msgraph.generated.models.assigned_license import AssignedLicense
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.user import User
 from msgraph.generated.users.item.assign_license.assign_license_post_request_body import (
     AssignLicensePostRequestBody,
+)
+from msgraph.generated.users.item.license_details.license_details_request_builder import (
+    LicenseDetailsRequestBuilder,
 )
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
@@ -32,7 +37,8 @@ from licensing.errors import (
 )
 from licensing.graph_client import Closable, build_client
 from licensing.graph_fallback import plans_from_user
-from licensing.model import Catalog, HeldLicense, ObservedLicense, PlanState, ServicePlan, Sku, UserFacts
+from licensing.graph_json import observed_from_json, sku_from_json, user_from_json
+from licensing.model import Catalog, ObservedLicense, UserFacts
 from licensing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +47,7 @@ USER_SELECT = [
     "id", "userPrincipalName", "accountEnabled", "usageLocation", "department", "jobTitle",
     "companyName", "employeeType", "country", "assignedLicenses", "licenseAssignmentStates",
 ]  # fmt: skip
+RAW_ERRORS: dict[str, Any] = {"XXX": ODataError}  # every error status deserialises as ODataError
 FALLBACK_SELECT = ["id", "assignedLicenses", "assignedPlans", "licenseAssignmentStates"]
 
 
@@ -96,20 +103,27 @@ class GraphGateway:
         now = self._clock()
         if not fresh and self._catalog and now - self._catalog[0] < self._ttl:
             return self._catalog[1]
-        result = await call("read subscribedSkus", self._client.subscribed_skus.get())
-        skus = tuple(_sku(s) for s in (result.value if result else None) or [])
+        page = await self._raw("read subscribedSkus", self._client.subscribed_skus.to_get_request_information())
+        skus = tuple(sku_from_json(item) for item in page.get("value") or [])
         self._catalog = (now, Catalog(skus))
         return self._catalog[1]
 
     async def get_user(self, user: str) -> UserFacts:
-        """Read a user by object id or UPN with only the properties planning needs."""
+        """Read a user by object id or UPN with only the properties planning needs (parsed as plain JSON)."""
         config = RequestConfiguration(
             query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_SELECT)
         )
-        found = await call(f"read user {user}", self._client.users.by_user_id(user).get(config))
-        if found is None or not found.id:
+        info = self._client.users.by_user_id(user).to_get_request_information(config)
+        found = await self._raw(f"read user {user}", info)
+        if not found.get("id"):
             raise UserNotFound(f"user {user} was not returned by Graph")
-        return _user_facts(found)
+        return user_from_json(found)
+
+    async def _raw(self, what: str, info: Any) -> dict[str, Any]:  # noqa: ANN401  # kiota RequestInformation
+        """Send through the SDK's request adapter (auth, retry, errors) and parse the body with json."""
+        raw = await call(what, self._client.request_adapter.send_primitive_async(info, "bytes", RAW_ERRORS))
+        data: dict[str, Any] = json.loads(raw) if raw else {}
+        return data
 
     async def set_usage_location(self, user_id: str, location: str) -> None:
         """PATCH the user's usageLocation (needs User.ReadWrite.All)."""
@@ -130,11 +144,14 @@ class GraphGateway:
 
     async def plan_states(self, user_id: str) -> tuple[ObservedLicense, ...]:
         """Every SKU's plans with provisioningStatus; falls back to assignedPlans when licenseDetails is 403."""
+        select = LicenseDetailsRequestBuilder.LicenseDetailsRequestBuilderGetQueryParameters(
+            select=["skuId", "skuPartNumber", "servicePlans"]
+        )
+        info = self._client.users.by_user_id(user_id).license_details.to_get_request_information(
+            RequestConfiguration(query_parameters=select)
+        )
         try:
-            details = await call(
-                f"read licenseDetails of {user_id}",
-                self._client.users.by_user_id(user_id).license_details.get(),
-            )
+            details = await self._raw(f"read licenseDetails of {user_id}", info)
         except AccessDenied:
             log.info("licenseDetails refused for %s; reading assignedPlans instead", user_id)
             config = RequestConfiguration(
@@ -144,17 +161,7 @@ class GraphGateway:
             if user is None:
                 raise UserNotFound(f"user {user_id} was not returned by Graph") from None
             return plans_from_user(user, await self.catalog())
-        return tuple(
-            ObservedLicense(
-                sku_id=str(d.sku_id).lower(),
-                part_number=d.sku_part_number or "",
-                plans=tuple(
-                    PlanState(str(p.service_plan_id).lower(), p.service_plan_name or "", p.provisioning_status or "")
-                    for p in d.service_plans or []
-                ),
-            )
-            for d in (details.value if details else None) or []
-        )
+        return observed_from_json(details)
 
 
 async def call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's return types are untyped for mypy
@@ -198,52 +205,3 @@ def translate(exc: APIError, what: str) -> LicensingError:  # noqa: PLR0911  # a
     if status == 400:
         return AssignmentRejected(text)
     return PermanentError(text)
-
-
-def _sku(s: Any) -> Sku:  # noqa: ANN401  # msgraph's SubscribedSku
-    prepaid = s.prepaid_units
-    return Sku(
-        id=str(s.sku_id).lower(),
-        part_number=s.sku_part_number or "",
-        plans=tuple(
-            ServicePlan(str(p.service_plan_id).lower(), p.service_plan_name or "", p.applies_to or "User")
-            for p in s.service_plans or []
-        ),
-        enabled=(prepaid.enabled or 0) if prepaid else 0,
-        consumed=s.consumed_units or 0,
-        suspended=(prepaid.suspended or 0) if prepaid else 0,
-        applies_to=s.applies_to or "User",
-    )
-
-
-def _user_facts(u: User) -> UserFacts:
-    attributes = {
-        "department": u.department,
-        "jobTitle": u.job_title,
-        "companyName": u.company_name,
-        "employeeType": u.employee_type,
-        "country": u.country,
-    }
-    states = u.license_assignment_states or []
-    if states:
-        held = tuple(
-            HeldLicense(
-                str(s.sku_id).lower(),
-                frozenset(str(p).lower() for p in s.disabled_plans or []),
-                str(s.assigned_by_group) if s.assigned_by_group else None,
-            )
-            for s in states
-        )
-    else:  # older tenants and some guest accounts show only assignedLicenses
-        held = tuple(
-            HeldLicense(str(a.sku_id).lower(), frozenset(str(p).lower() for p in a.disabled_plans or []))
-            for a in u.assigned_licenses or []
-        )
-    return UserFacts(
-        id=str(u.id),
-        user_principal_name=u.user_principal_name or str(u.id),
-        usage_location=u.usage_location or None,
-        account_enabled=u.account_enabled is not False,
-        attributes={k: v for k, v in attributes.items() if v},
-        licenses=held,
-    )

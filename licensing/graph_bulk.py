@@ -16,15 +16,15 @@ from typing import Any
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
-from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from licensing.errors import TransientError
-from licensing.graph import GraphGateway, call
-from licensing.model import Catalog, HeldLicense, ServicePlan, Sku, UserFacts
+from licensing.graph import RAW_ERRORS, GraphGateway, call
+from licensing.graph_json import sku_from_json
+from licensing.model import Catalog
 
 log = logging.getLogger(__name__)
-ERRORS: dict[str, Any] = {"XXX": ODataError}
+ERRORS = RAW_ERRORS
 BATCH_LIMIT = 20  # Graph's $batch maximum
 BATCH_RETRIES = 3  # for sub-requests answered 429/503 inside a 200 batch (the SDK only sees the outer 200)
 SWEEP_SELECT = [
@@ -138,58 +138,3 @@ def _retry_after(headers: Mapping[str, Any]) -> float:
             except (TypeError, ValueError):
                 return 1.0
     return 1.0
-
-
-def sku_from_json(data: Mapping[str, Any]) -> Sku:
-    """One subscribedSkus item as a Sku. Pure."""
-    prepaid = data.get("prepaidUnits") or {}
-    return Sku(
-        id=str(data.get("skuId", "")).lower(),
-        part_number=str(data.get("skuPartNumber", "")),
-        plans=tuple(
-            ServicePlan(
-                str(p.get("servicePlanId", "")).lower(),
-                str(p.get("servicePlanName", "")),
-                str(p.get("appliesTo") or "User"),
-            )
-            for p in data.get("servicePlans") or []
-        ),
-        enabled=int(prepaid.get("enabled") or 0),
-        consumed=int(data.get("consumedUnits") or 0),
-        suspended=int(prepaid.get("suspended") or 0),
-        applies_to=str(data.get("appliesTo") or "User"),
-    )
-
-
-def user_from_json(data: Mapping[str, Any]) -> UserFacts:
-    """A Graph user JSON object (as selected by SWEEP_SELECT) as UserFacts. Pure."""
-    attributes = {
-        key: str(data[key])
-        for key in ("department", "jobTitle", "companyName", "employeeType", "country")
-        if data.get(key)
-    }
-    states = data.get("licenseAssignmentStates") or []
-    if states:
-        held = tuple(
-            HeldLicense(
-                str(s.get("skuId", "")).lower(),
-                frozenset(str(p).lower() for p in s.get("disabledPlans") or []),
-                str(s["assignedByGroup"]) if s.get("assignedByGroup") else None,
-            )
-            for s in states
-        )
-    else:
-        held = tuple(
-            HeldLicense(
-                str(a.get("skuId", "")).lower(), frozenset(str(p).lower() for p in a.get("disabledPlans") or [])
-            )
-            for a in data.get("assignedLicenses") or []
-        )
-    return UserFacts(
-        id=str(data.get("id", "")),
-        user_principal_name=str(data.get("userPrincipalName") or data.get("id", "")),
-        usage_location=data.get("usageLocation") or None,
-        account_enabled=data.get("accountEnabled") is not False,
-        attributes=attributes,
-        licenses=held,
-    )

@@ -14,7 +14,8 @@ from typing import Any, Literal
 from licensing.composition import Services
 from licensing.drift import Drift, ResolvedPolicy, assess, fix_for
 from licensing.graph import GraphGateway
-from licensing.graph_bulk import BATCH_LIMIT, SWEEP_SELECT, BulkReader, user_from_json
+from licensing.graph_bulk import BATCH_LIMIT, SWEEP_SELECT, BulkReader
+from licensing.graph_json import user_from_json
 from licensing.messages import LICENSE_REQUESTS_QUEUE
 from licensing.model import UserFacts
 from licensing.sweep_provisioning import check_provisioning

@@ -10,7 +10,8 @@ from typing import Any
 from licensing.composition import Services
 from licensing.drift import Drift, ResolvedPolicy
 from licensing.graph_bulk import BATCH_LIMIT, BulkReader
-from licensing.model import ObservedLicense, PlanState, UserFacts
+from licensing.graph_json import observed_from_json
+from licensing.model import ObservedLicense, UserFacts
 from licensing.records import StatusRecord
 from licensing.verification import ExpectedLicense, verify_license
 
@@ -51,21 +52,7 @@ async def check_provisioning(
 
 
 def _observed(body: Mapping[str, Any]) -> dict[str, ObservedLicense]:
-    return {
-        str(d.get("skuId", "")).lower(): ObservedLicense(
-            str(d.get("skuId", "")).lower(),
-            str(d.get("skuPartNumber", "")),
-            tuple(
-                PlanState(
-                    str(p.get("servicePlanId", "")).lower(),
-                    str(p.get("servicePlanName", "")),
-                    str(p.get("provisioningStatus", "")),
-                )
-                for p in d.get("servicePlans") or []
-            ),
-        )
-        for d in body.get("value") or []
-    }
+    return {o.sku_id: o for o in observed_from_json(body)}
 
 
 def _assess(
