@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test unit lint typecheck schema bench soak clean
+.PHONY: install demo test unit lint typecheck iac schema bench soak clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -22,10 +22,26 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --silent
 	touch $(NODE_STAMP)
 
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV      := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH; set PYTHON=..." >&2; exit 2; }
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r infra/requirements-checkov.txt
+	touch $@
+
+iac: $(CHECKOV_VENV)/.installed  ## checkov over infra/; its own venv (checkov needs packaging<24, pytest 9 needs >=24)
+	$(CHECKOV) -d infra --framework bicep --quiet --compact
+	@# checkov exits 0 on a file it cannot parse; fail on that too
+	$(CHECKOV) -d infra --framework bicep --quiet --compact -o json | $(CHECKOV_VENV)/bin/python -c 'import json, sys; \
+	r = json.load(sys.stdin); n = sum(x.get("summary", x).get("parsing_errors", 0) for x in (r if isinstance(r, list) else [r])); \
+	sys.exit(f"checkov could not parse {n} file(s) in infra/" if n else 0)'
+
 demo: install
 	$(PY) -m licensing.dev.demo
 
-test: install lint typecheck
+test: install lint typecheck iac
 	$(PY) -m pytest -q
 
 bench: install  ## performance figures (tables: ours vs the naive way); not part of make test

@@ -171,8 +171,8 @@ class Settings:
             graph_client_id=env.get("AZURE_CLIENT_ID") or None,
             # Two secrets at once so the HR system can rotate without downtime: new first, previous second.
             hr_webhook_secrets=tuple(s for s in (_secret(env, n) for n in SECRET_SETTINGS[:2]) if s),
-            graph_notification_url=env.get("GRAPH_NOTIFICATION_URL") or None,
-            graph_lifecycle_url=env.get("GRAPH_LIFECYCLE_URL") or None,
+            graph_notification_url=_secret(env, "GRAPH_NOTIFICATION_URL"),  # carry a function key: Key Vault
+            graph_lifecycle_url=_secret(env, "GRAPH_LIFECYCLE_URL"),
             graph_client_state=_secret(env, "GRAPH_NOTIFICATION_CLIENT_STATE"),
             hr_timezone=hr_timezone,
             sweep_schedule=schedule,
