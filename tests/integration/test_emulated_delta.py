@@ -12,21 +12,20 @@ from typing import Any
 
 import httpx
 import pytest
-from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph import GraphServiceClient
 from msgraph.generated.models.assigned_license import AssignedLicense
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder
 from msgraph.generated.users.item.assign_license.assign_license_post_request_body import (
     AssignLicensePostRequestBody,
 )
-from msgraph_core import GraphClientFactory
 
 from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
 from licensing.dev.tenant.generate import DRIFT_KINDS, GROUP_ID, generate_tenant
 from licensing.dev.tenant.model import User
 from licensing.policy import load_policy
+from tests.integration.support import FakeClock
 
 REPO = Path(__file__).resolve().parents[2]
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
@@ -40,40 +39,10 @@ SELECT = "id,userPrincipalName,usageLocation,assignedLicenses"
 EXPIRED = "The sync state generation is not found. The delta token is expired and data must be synchronized again."
 
 
-class FakeClock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_764_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 @pytest.fixture
 async def tenant(clock: FakeClock) -> AsyncIterator[EmulatedTenant]:
     async with EmulatedTenant(TenantState.default(clock=clock, provisioning_delay=0), Faults(seed=3)) as running:
         yield running
-
-
-@pytest.fixture
-async def http(tenant: EmulatedTenant) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tenant.base_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def graph(tenant: EmulatedTenant) -> AsyncIterator[GraphServiceClient]:
-    client = GraphClientFactory.create_with_default_middleware()
-    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=client)
-    adapter.base_url = tenant.base_url
-    yield GraphServiceClient(request_adapter=adapter)
-    await client.aclose()
 
 
 async def follow(http: httpx.AsyncClient, url: str, params: dict[str, str] | None = None) -> list[dict[str, Any]]:

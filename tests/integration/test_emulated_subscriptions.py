@@ -11,11 +11,9 @@ import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from kiota_abstractions.authentication import AnonymousAuthenticationProvider
-from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph import GraphServiceClient
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.subscription import Subscription as GraphSubscription
-from msgraph_core import GraphClientFactory
 
 from licensing.dev.tenant import MAX_USER_MINUTES, EmulatedTenant, TenantState
 from licensing.dev.tenant.subscriptions import APPLICATION_ID, CREATOR_ID
@@ -71,21 +69,6 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def tenant() -> AsyncIterator[EmulatedTenant]:
     async with EmulatedTenant(TenantState.default(provisioning_delay=0)) as running:
         yield running
-
-
-@pytest.fixture
-async def http(tenant: EmulatedTenant) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tenant.base_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def graph(tenant: EmulatedTenant) -> AsyncIterator[GraphServiceClient]:
-    client = GraphClientFactory.create_with_default_middleware()
-    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=client)
-    adapter.base_url = tenant.base_url
-    yield GraphServiceClient(request_adapter=adapter)
-    await client.aclose()
 
 
 def in_minutes(minutes: float) -> str:

@@ -12,10 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_http.middleware.retry_handler import RetryHandler
-from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph import GraphServiceClient
 from msgraph.generated.models.assigned_license import AssignedLicense
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.user import User as GraphUser
@@ -24,9 +23,9 @@ from msgraph.generated.users.item.assign_license.assign_license_post_request_bod
 )
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
-from msgraph_core import GraphClientFactory
 
 from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
+from tests.integration.support import FakeClock
 
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
 EMSPREMIUM = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"
@@ -43,44 +42,11 @@ TOM = f"tom.becker@{DOMAIN}"  # holds EMS through a group
 DELAY = 60.0
 
 
-class FakeClock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_764_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 @pytest.fixture
 async def tenant(clock: FakeClock) -> AsyncIterator[EmulatedTenant]:
     state = TenantState.default(clock=clock, provisioning_delay=DELAY)
     async with EmulatedTenant(state, Faults(seed=7)) as running:
         yield running
-
-
-@pytest.fixture
-async def graph(tenant: EmulatedTenant) -> AsyncIterator[GraphServiceClient]:
-    client = GraphClientFactory.create_with_default_middleware()
-    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=client)
-    adapter.base_url = tenant.base_url
-    yield GraphServiceClient(request_adapter=adapter)
-    await client.aclose()
-
-
-@pytest.fixture
-async def http(tenant: EmulatedTenant) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tenant.base_url) as client:
-        yield client
 
 
 def licenses(add: dict[str, list[str]], remove: list[str] | None = None) -> AssignLicensePostRequestBody:

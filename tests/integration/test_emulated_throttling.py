@@ -11,6 +11,7 @@ import pytest
 
 from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
 from licensing.dev.tenant.__main__ import faults_from, parse_args
+from tests.integration.support import FakeClock
 
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
 INTUNE_A = "c1ec4a95-1f05-45b3-a911-aa3fa01094f5"
@@ -22,34 +23,10 @@ ASSIGN = "POST /users/{id}/assignLicense"
 PATCH = "PATCH /users/{id}"
 
 
-class FakeClock:
-    """Epoch seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1_764_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 @pytest.fixture
 async def tenant(clock: FakeClock) -> AsyncIterator[EmulatedTenant]:
     async with EmulatedTenant(TenantState.default(clock=clock, provisioning_delay=0), Faults(seed=7)) as running:
         yield running
-
-
-@pytest.fixture
-async def http(tenant: EmulatedTenant) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=tenant.base_url) as client:
-        yield client
 
 
 def assign_ems(disabled: list[str] | None = None) -> dict[str, object]:
