@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 from collections.abc import Callable
 from datetime import datetime
@@ -15,8 +16,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from licensing.storage import BUDGET_TABLE, Storage, transient
 
 log = logging.getLogger(__name__)
-SLOTS = 10  # the window is cut in ten: a burst can use at most a tenth of the budget at once
-MARGIN = 0.9  # Graph counts a sliding window; ten fixed slots can straddle it, so keep a tenth in reserve
+SLOTS = 30  # the window is cut in thirty: writes are paced, a burst can use one slot's share at once
+MARGIN = 0.95  # Graph counts a sliding window; our fixed slots can straddle it by one slot, kept in reserve
 
 
 class WriteBudget:
@@ -28,7 +29,7 @@ class WriteBudget:
     ) -> None:  # fmt: skip
         self._table = storage.table(BUDGET_TABLE)
         self._slot_seconds = window_seconds / SLOTS
-        self._per_slot = max(int(writes * MARGIN) // SLOTS, 1)
+        self._per_slot = writes * MARGIN / SLOTS  # fractional: slots take turns carrying the remainder
         self._clock = clock
         self._sleep = sleep
         self.waited = 0.0  # seconds spent waiting, for logs and benchmarks
@@ -44,6 +45,11 @@ class WriteBudget:
             self.waited += wait
             await self._sleep(wait)  # type: ignore[misc]  # asyncio.sleep or a test double
 
+    def capacity(self, slot: int) -> int:
+        """Writes allowed in one slot: the share per slot, with the fractions spread so that any run of SLOTS
+        consecutive slots allows writes x MARGIN in total."""
+        return max(math.floor((slot + 1) * self._per_slot) - math.floor(slot * self._per_slot), 0)
+
     async def _take(self, slot: int) -> bool:
         key = ("graph-writes", f"{slot:012d}")
         with transient("count a Graph write"):
@@ -51,12 +57,14 @@ class WriteBudget:
                 try:
                     row = await self._table.get_entity(*key)
                 except ResourceNotFoundError:
+                    if self.capacity(slot) == 0:
+                        return False
                     try:
                         await self._table.create_entity({"PartitionKey": key[0], "RowKey": key[1], "Count": 1})
                     except ResourceExistsError:
                         continue
                     return True
-                if row["Count"] >= self._per_slot:
+                if row["Count"] >= self.capacity(slot):
                     return False
                 try:
                     await self._table.update_entity(
