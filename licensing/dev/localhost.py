@@ -117,6 +117,8 @@ class LocalHost:
         config: dict[str, Any] = json.loads(host_json.read_text())["extensions"]["queues"]
         self.max_dequeue_count = int(config.get("maxDequeueCount", 5))
         self.batch_size = int(config.get("batchSize", 16))
+        # Like the host: fetch the next batch once the messages still running drop to this many.
+        self.new_batch_threshold = int(config.get("newBatchThreshold", self.batch_size // 2))
         host_visibility = _duration(config.get("visibilityTimeout", "00:00:00"))
         self.retry_visibility = host_visibility if retry_visibility is None else retry_visibility
         self.base64 = config.get("messageEncoding", "base64") == "base64"
@@ -195,22 +197,56 @@ class LocalHost:
         return total
 
     async def run_until_idle(self, *, limit_seconds: float = 120.0) -> HostStats:
-        """Process messages until every bound queue is empty (delayed messages included)."""
+        """Process messages until every bound queue is empty (delayed messages included).
+
+        Each queue gets a new batch whenever its running messages drop to newBatchThreshold, as the
+        Functions host does, so one slow message does not hold up the next batch.
+        """
         deadline = time.monotonic() + limit_seconds
-        while True:
-            try:
-                ran = await self.poll_once()
-                idle = not ran and await self.pending() == 0
-            except (AzureError, OSError) as exc:  # storage restarting: keep polling, as the host does
-                self.storage_errors += 1
-                log.warning("storage unavailable while polling: %s", type(exc).__name__)
-                ran, idle = 0, False
-            if idle:
-                return self.stats
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"queues not idle after {limit_seconds:.0f} s")
-            if not ran:
-                await asyncio.sleep(self.poll_interval)
+        running: dict[str, set[asyncio.Task[None]]] = {b.queue_name: set() for b in self.bindings}
+        try:
+            while True:
+                started = 0
+                try:
+                    for binding in self.bindings:
+                        started += await self._refill(binding, running[binding.queue_name])
+                    busy = any(running.values())
+                    idle = not started and not busy and await self.pending() == 0
+                except (AzureError, OSError) as exc:  # storage restarting: keep polling, as the host does
+                    self.storage_errors += 1
+                    log.warning("storage unavailable while polling: %s", type(exc).__name__)
+                    started, idle = 0, False
+                if idle:
+                    return self.stats
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"queues not idle after {limit_seconds:.0f} s")
+                if not started:
+                    tasks = set().union(*running.values())
+                    if tasks:
+                        await asyncio.wait(tasks, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+                    else:
+                        await asyncio.sleep(self.poll_interval)
+        finally:
+            leftover = set().union(*running.values())
+            if leftover:
+                await asyncio.gather(*leftover, return_exceptions=True)
+
+    async def _refill(self, binding: QueueBinding, running: set[asyncio.Task[None]]) -> int:
+        if len(running) > self.new_batch_threshold:
+            return 0
+        queue = self._queue(binding.queue_name)
+        batch = []
+        async for message in queue.receive_messages(
+            messages_per_page=self.batch_size, visibility_timeout=self.lease_seconds
+        ):
+            batch.append(message)
+            if len(batch) >= self.batch_size:
+                break
+        for message in batch:
+            task = asyncio.ensure_future(self._invoke(binding, queue, message))
+            running.add(task)
+            task.add_done_callback(running.discard)
+        return len(batch)
 
     async def serve_forever(self) -> None:
         """Poll until cancelled (like `func start`)."""
