@@ -132,18 +132,23 @@ class LocalHost:
     def _queue(self, name: str) -> QueueClient:
         return self._service.get_queue_client(name)
 
+    async def _receive(self, queue: QueueClient) -> list[Any]:
+        """Up to batchSize messages, each invisible for the lease while it runs."""
+        batch: list[Any] = []
+        async for message in queue.receive_messages(
+            messages_per_page=self.batch_size, visibility_timeout=self.lease_seconds
+        ):
+            batch.append(message)
+            if len(batch) >= self.batch_size:
+                break
+        return batch
+
     async def poll_once(self) -> int:
         """Receive one batch per queue and run it concurrently; returns how many messages ran."""
         ran = 0
         for binding in self.bindings:
             queue = self._queue(binding.queue_name)
-            batch = []
-            async for message in queue.receive_messages(
-                messages_per_page=self.batch_size, visibility_timeout=self.lease_seconds
-            ):
-                batch.append(message)
-                if len(batch) >= self.batch_size:
-                    break
+            batch = await self._receive(queue)
             await asyncio.gather(*(self._invoke(binding, queue, m) for m in batch))
             ran += len(batch)
         return ran
@@ -235,13 +240,7 @@ class LocalHost:
         if len(running) > self.new_batch_threshold:
             return 0
         queue = self._queue(binding.queue_name)
-        batch = []
-        async for message in queue.receive_messages(
-            messages_per_page=self.batch_size, visibility_timeout=self.lease_seconds
-        ):
-            batch.append(message)
-            if len(batch) >= self.batch_size:
-                break
+        batch = await self._receive(queue)
         for message in batch:
             task = asyncio.ensure_future(self._invoke(binding, queue, message))
             running.add(task)

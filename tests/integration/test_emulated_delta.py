@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +22,7 @@ from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
 from licensing.dev.tenant.generate import DRIFT_KINDS, GROUP_ID, generate_tenant
 from licensing.dev.tenant.model import User
 from licensing.policy import load_policy
-from tests.integration.support import FakeClock
+from tests.integration.support import FakeClock, standalone_tenant
 
 REPO = Path(__file__).resolve().parents[2]
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
@@ -279,22 +276,10 @@ async def test_paging_ten_thousand_generated_users_with_top_999_takes_11_pages()
 
 def test_standalone_module_serves_a_generated_tenant_and_its_expectations() -> None:
     """python -m licensing.dev.tenant --generate N prints its base URL and serves /_emulator/expected."""
-    command = [sys.executable, "-m", "licensing.dev.tenant", "--generate", "800", "--latency-ms", "5"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
-        watchdog = threading.Timer(20, process.kill)
-        watchdog.start()
-        try:
-            assert process.stdout is not None
-            base_url = process.stdout.readline().strip()
-            assert base_url.startswith("http://127.0.0.1:")
-            assert base_url.endswith("/v1.0")
-            root = base_url.removesuffix("/v1.0")
-            expected = httpx.get(f"{root}/_emulator/expected", timeout=5).json()
-            assert {kind: len(ids) for kind, ids in expected.items()} == dict.fromkeys(DRIFT_KINDS, 10)
-            assert httpx.get(f"{root}/_emulator/stats", timeout=5).json()["faults"]["latency_ms"] == 5
-            users = httpx.get(f"{base_url}/users", params={"$top": "999"}, timeout=5).json()["value"]
-            assert len(users) == 800
-        finally:
-            watchdog.cancel()
-            process.terminate()
-    assert process.returncode == 0
+    with standalone_tenant("--generate", "800", "--latency-ms", "5") as base_url:
+        root = base_url.removesuffix("/v1.0")
+        expected = httpx.get(f"{root}/_emulator/expected", timeout=5).json()
+        assert {kind: len(ids) for kind, ids in expected.items()} == dict.fromkeys(DRIFT_KINDS, 10)
+        assert httpx.get(f"{root}/_emulator/stats", timeout=5).json()["faults"]["latency_ms"] == 5
+        users = httpx.get(f"{base_url}/users", params={"$top": "999"}, timeout=5).json()["value"]
+        assert len(users) == 800

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -25,7 +22,7 @@ from msgraph.generated.users.item.user_item_request_builder import UserItemReque
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
-from tests.integration.support import FakeClock
+from tests.integration.support import FakeClock, standalone_tenant
 
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
 EMSPREMIUM = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"
@@ -585,18 +582,6 @@ def test_default_fixture_has_the_demo_population() -> None:
 
 def test_standalone_module_prints_its_base_url() -> None:
     """python -m licensing.dev.tenant prints its base URL on one line and serves Graph there."""
-    command = [sys.executable, "-m", "licensing.dev.tenant", "--port", "0", "--provisioning-delay", "0"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
-        watchdog = threading.Timer(20, process.kill)
-        watchdog.start()
-        try:
-            assert process.stdout is not None
-            base_url = process.stdout.readline().strip()
-            assert base_url.startswith("http://127.0.0.1:")
-            assert base_url.endswith("/v1.0")
-            response = httpx.get(f"{base_url}/subscribedSkus", timeout=5)
-            assert response.status_code == 200
-        finally:
-            watchdog.cancel()
-            process.terminate()
-    assert process.returncode == 0
+    with standalone_tenant("--port", "0", "--provisioning-delay", "0") as base_url:
+        response = httpx.get(f"{base_url}/subscribedSkus", timeout=5)
+        assert response.status_code == 200
