@@ -140,19 +140,24 @@ async def _assign(  # noqa: PLR0911  # one exit per outcome
     except SeatsExhausted as exc:  # the cached catalog was optimistic; Graph has the last word
         await graph.catalog(fresh=True)
         return await blocked(request, user, services, exc, tuple(c.desired.part_number for c in plan.changes))
+    # The check goes out before the "assigned" row: that row then always has a check behind it, even if storage
+    # fails right after (a redelivery treats "assigned" as a check under way). The row is dated before the send,
+    # so a quick check's "verified" is never overwritten by it.
+    assigned_at = services.clock()
+    await _verify_later(request, user, plan, services, delay=settings.verify_delay_seconds)
     for change in plan.changes:
         await record(
             services, user_key=user.id, upn=user.user_principal_name, outcome="assigned", kind="LicenseAssigned",
             reason=_describe(change.desired, change.before, catalog), request_id=request.request_id,
             source=request.source, sku=change.desired.part_number, rule=plan.rule,
             disabled=change.desired.disabled_plan_names, before=_before(change.before, change.desired, catalog),
+            at=assigned_at,
         )  # fmt: skip
     await record_removals(request, user, plan.removals, catalog, services, rule=plan.rule)
     await warn_low_seats(services, catalog, [c.desired.part_number for c in plan.changes if c.before is None])
     if plan.removals:
         await release_blocked(services, {r.part_number: 1 for r in plan.removals})
     await clear_request_rows(request, user, services)
-    await _verify_later(request, user, plan, services, delay=settings.verify_delay_seconds)
     done = ", ".join([c.desired.part_number for c in plan.changes] + [f"-{r.part_number}" for r in plan.removals])
     log.info("licenses %s for %s (rule %s, request %s)", done, user.id, plan.rule, request.request_id)
     return Handled("assigned", f"{done} for {user.user_principal_name}")

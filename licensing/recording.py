@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from licensing.composition import Services
@@ -44,8 +45,12 @@ async def record(
     disabled: tuple[str, ...] = (),
     plan_statuses: Mapping[str, str] | None = None,
     before: tuple[str, ...] | None = None,
+    at: datetime | None = None,
 ) -> None:
-    """Write the latest status for user+SKU and append the matching audit event."""
+    """Write the latest status for user+SKU and append the matching audit event.
+
+    ``at`` dates the status when it was decided earlier than now (so a later outcome is never overwritten by it).
+    """
     await services.storage.put_status(
         StatusRecord(
             user_key=user_key,
@@ -59,7 +64,7 @@ async def record(
             disabled_plans=disabled,
             plan_statuses=plan_statuses or {},
             attempts=attempts,
-            updated_at=services.clock(),
+            updated_at=at or services.clock(),
         )
     )
     await services.storage.append_event(

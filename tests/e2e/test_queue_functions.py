@@ -12,7 +12,7 @@ from licensing.composition import Services
 from licensing.dev.tenant import EmulatedTenant
 from licensing.errors import TransientError
 from licensing.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
-from licensing.records import UNIDENTIFIED
+from licensing.records import UNIDENTIFIED, AuditEvent
 from tests.helpers import ASSIGN, EMS, INTUNE_A, drain, hire, invoke, request, statuses
 
 
@@ -110,7 +110,38 @@ async def test_assignment_whose_recording_failed_keeps_its_audit_trail(
     requested = [e for e in events if e.kind == "AssignmentRequested"]
     assert [(e.request_id, e.before, e.after) for e in requested] == [("r-gap", None, ("INTUNE_A",))]
     assert "AlreadyCompliant" in [e.kind for e in events]
-    assert len(await drain(services, LICENSE_VERIFY_QUEUE)) == 1
+    # The first attempt's check went out before its record failed; the redelivery finds no row and sends one
+    # more (checks are idempotent). Either way the license ends verified.
+    checks = await drain(services, LICENSE_VERIFY_QUEUE)
+    assert len(checks) == 2
+    for check in checks:
+        await invoke("verify", check)
+    assert (await statuses(services, user.id))["EMS"].outcome == "verified"
+
+
+async def test_storage_failing_after_the_assigned_row_still_leaves_a_check_behind_it(
+    services: Services, tenant: EmulatedTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The "assigned" row is written, then storage fails: the redelivery sends no check, one is already queued."""
+    user = hire(tenant, "halfway")
+    real_append = services.storage.append_event
+
+    async def fail_after_the_row(event: AuditEvent) -> None:
+        if event.kind == "LicenseAssigned":
+            raise TransientError("storage failed to append event: ServiceResponseError")
+        await real_append(event)
+
+    monkeypatch.setattr(services.storage, "append_event", fail_after_the_row)
+    body = request(user.user_principal_name, request_id="r-halfway")
+    with pytest.raises(TransientError):
+        await invoke("onboard", body)
+    assert (await statuses(services, user.id))["EMS"].outcome == "assigned"
+    monkeypatch.setattr(services.storage, "append_event", real_append)
+    await invoke("onboard", body, dequeue_count=2)
+    [check] = await drain(services, LICENSE_VERIFY_QUEUE)
+    await invoke("verify", check)
+    assert (await statuses(services, user.id))["EMS"].outcome == "verified"
+    assert tenant.state.requests[ASSIGN] == 1
 
 
 async def test_success_clears_an_earlier_request_level_failure(services: Services, tenant: EmulatedTenant) -> None:
