@@ -1,123 +1,177 @@
-"""Rendering for the CLI: rich tables for people, JSON for scripts."""
+"""What each CLI command prints: rich tables for people, JSON (--json) and CSV (--csv) for scripts."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from licensing.admin_plans import GraphRequest, RemovalPlan
+from licensing.cli_output import Cell, Format, console, emit, print_json, styled
 from licensing.model import Catalog, ObservedLicense
 from licensing.planning import AssignmentPlan, DesiredLicense
 from licensing.records import StatusRecord
 from licensing.verification import LicenseVerdict
 
-LOW_SEATS = 5
-_STYLE = {"Success": "green", "Disabled": "dim", "Error": "red", "verified": "green", "failed": "red"}
+
+def skus(catalog: Catalog, *, plans: bool, fmt: Format, low: int) -> None:
+    """Seats per SKU (Get-MsolAccountSku), with a warning column when free seats are at or under ``low``."""
+    data = [
+        {"skuId": s.id, "skuPartNumber": s.part_number, "enabled": s.enabled, "consumed": s.consumed,
+         "free": s.free, "suspended": s.suspended, "low": s.free <= low,
+         **({"servicePlans": [{"id": p.id, "name": p.name, "appliesTo": p.applies_to} for p in s.plans]}
+            if plans else {})}
+        for s in catalog.skus
+    ]  # fmt: skip
+    columns = ["SKU", "skuId", "enabled", "consumed", "free", "suspended", "warning", *(["plans"] if plans else [])]
+    rows: list[list[Cell]] = [
+        [s.part_number, s.id, s.enabled, s.consumed, s.free, s.suspended, "LOW" if s.free <= low else "",
+         *([" ".join(p.name for p in s.plans)] if plans else [])]
+        for s in catalog.skus
+    ]  # fmt: skip
+    emit(fmt, title=f"Subscribed SKUs (warning at {low} free or fewer)", columns=columns, rows=rows, data=data)
 
 
-def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+@dataclass(frozen=True, slots=True)
+class UserResult:
+    """What assign or remove did (or would do) for one user."""
+
+    user: str
+    sku: str
+    action: str
+    disabled: tuple[str, ...]
+    detail: str
+    requests: tuple[GraphRequest, ...] = ()
 
 
-def _json(data: object) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True, default=str))  # noqa: T201  # the CLI's output
-
-
-def _styled(text: str) -> str:
-    style = _STYLE.get(text, "yellow" if text.startswith("Pending") or text == "pending" else "")
-    return f"[{style}]{text}[/]" if style else text
-
-
-def skus(catalog: Catalog, *, plans: bool, as_json: bool) -> None:
-    """Seats per SKU; plans optional."""
-    if as_json:
-        _json([
-            {"skuId": s.id, "skuPartNumber": s.part_number, "enabled": s.enabled, "consumed": s.consumed,
-             "free": s.free, "suspended": s.suspended,
-             **({"servicePlans": [{"id": p.id, "name": p.name, "appliesTo": p.applies_to} for p in s.plans]}
-                if plans else {})}
-            for s in catalog.skus
-        ])  # fmt: skip
-        return
-    table = Table(title="Subscribed SKUs")
-    for column in ("SKU", "skuId", "enabled", "consumed", "free", "suspended", *(["plans"] if plans else [])):
-        table.add_column(column, justify="right" if column in {"enabled", "consumed", "free", "suspended"} else "left")
-    for s in catalog.skus:
-        free = f"[red]{s.free}[/]" if s.free < LOW_SEATS else str(s.free)
-        row = [s.part_number, s.id, str(s.enabled), str(s.consumed), free, str(s.suspended)]
-        table.add_row(*row, *([", ".join(p.name for p in s.plans)] if plans else []))
-    _console().print(table)
-
-
-def assignment(
-    upn: str, desired: DesiredLicense, plan: AssignmentPlan, requests: list[dict[str, Any]], *, dry_run: bool,
-    as_json: bool,
-) -> None:  # fmt: skip
-    """What assign did (or would do)."""
-    if as_json:
-        _json({"user": upn, "sku": desired.part_number, "disabledPlans": list(desired.disabled_plan_names),
-               "changed": not plan.no_op, "dryRun": dry_run, "requests": requests})  # fmt: skip
-        return
-    console = _console()
-    if plan.no_op:
-        console.print(f"{upn} already has {desired.part_number} with exactly these plans disabled; nothing sent.")
-        return
+def assigned(
+    upn: str, want: DesiredLicense, plan: AssignmentPlan, requests: Sequence[GraphRequest], *, dry_run: bool
+) -> UserResult:
+    """One user's assign result."""
     if plan.held_by_group:
-        console.print(f"{upn} holds {desired.part_number} through a group; not changed here.")
-        return
-    verb = "Would send" if dry_run else "Sent"
-    for request in requests:
-        console.print(f"{verb} {request['method']} {request['url']}")
-        console.print_json(json.dumps(request["body"]))
-    disabled = ", ".join(desired.disabled_plan_names) or "none"
-    if not dry_run:
-        console.print(f"[green]{desired.part_number} assigned to {upn}[/] (disabled: {disabled})")
+        action, detail = "group", f"holds {want.part_number} through a group; not changed here"
+    elif plan.no_op:
+        action, detail = "unchanged", "already has exactly these plans disabled; nothing sent"
+    else:
+        [change] = plan.changes
+        action = "assigned" if change.before is None else "changed"
+        action = f"would be {action}" if dry_run else action
+        detail = f"usageLocation {plan.usage_location} set first" if plan.usage_location else ""
+    return UserResult(upn, want.part_number, action, want.disabled_plan_names, detail, tuple(requests))
 
 
-def verification(
-    upn: str, rule: str, verdicts: Sequence[LicenseVerdict], others: Sequence[ObservedLicense], *, as_json: bool
+def removed(upn: str, removal: RemovalPlan, *, dry_run: bool) -> UserResult:
+    """One user's remove result."""
+    action = {"remove": "would be removed" if dry_run else "removed", "group-only": "group", "absent": "unchanged"}
+    requests = (removal.request,) if removal.request else ()
+    return UserResult(upn, removal.part_number, action[removal.action], (), removal.note, requests)
+
+
+def user_results(
+    command: str, results: Sequence[UserResult], fmt: Format, *, dry_run: bool, notes: Sequence[str] = ()
 ) -> None:
-    """A ServiceStatus table per SKU."""
-    if as_json:
-        _json({
-            "user": upn, "rule": rule,
-            "licenses": [{"sku": v.part_number, "outcome": v.outcome, "reason": v.reason,
-                          "plans": [{"name": c.name, "status": c.status, "expected": c.expected} for c in v.checks]}
-                         for v in verdicts],
-            "unmanaged": [{"sku": o.part_number, "plans": {p.name: p.status for p in o.plans}} for o in others],
-        })  # fmt: skip
+    """Per-user results; a dry run also shows every Graph request body verbatim."""
+    data = {
+        "dryRun": dry_run, "notes": list(notes),
+        "results": [{"user": r.user, "sku": r.sku, "action": r.action, "disabledPlans": list(r.disabled),
+                     "detail": r.detail, "requests": [q.as_dict() for q in r.requests]} for r in results],
+    }  # fmt: skip
+    columns = ["user", "SKU", "action", "disabledPlans", "detail", "requests"]
+    rows: list[list[Cell]] = [
+        [r.user, r.sku, r.action, " ".join(r.disabled), r.detail,
+         json.dumps([q.as_dict() for q in r.requests], separators=(",", ":")) if r.requests else ""]
+        for r in results
+    ]  # fmt: skip
+    if fmt != "table":
+        emit(fmt, title="", columns=columns, rows=rows, data=data)
         return
-    console = _console()
-    for v in verdicts:
-        table = Table(title=f"{upn}: {v.part_number} ({_styled(v.outcome)}, rule {rule})")
-        for column in ("ServicePlan", "ProvisioningStatus", "Expected"):
-            table.add_column(column)
-        for c in v.checks:
-            table.add_row(c.name, _styled(c.status), c.expected)
-        console.print(table)
-        if v.outcome != "verified":
-            console.print(f"  {v.reason}")
-    for o in others:
-        table = Table(title=f"{upn}: {o.part_number} (not managed by the policy)")
-        for column in ("ServicePlan", "ProvisioningStatus"):
-            table.add_column(column)
-        for p in o.plans:
-            table.add_row(p.name, _styled(p.status))
-        console.print(table)
+    out = console()
+    for r in results:
+        for q in r.requests if dry_run else ():
+            out.print(f"Would send {q.method} {q.url}  [dim]({r.user})[/]")
+            out.print_json(json.dumps(q.body))
+    emit("table", title=f"{command}{' (dry run: nothing sent)' if dry_run else ''}", columns=columns[:5],
+         rows=[row[:5] for row in rows])  # fmt: skip
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.action] = counts.get(r.action, 0) + 1
+    skus_ = sorted({r.sku for r in results if r.sku})
+    out.print(f"{'/'.join(skus_) or command}: " + ", ".join(f"{styled(k)} {v}" for k, v in sorted(counts.items())))
+    for note in notes:
+        out.print(f"[yellow]warning:[/] {note}")
+
+
+@dataclass(frozen=True, slots=True)
+class UserVerification:
+    """One user's ServiceStatus check against the policy."""
+
+    user: str
+    rule: str
+    verdicts: tuple[LicenseVerdict, ...]
+    others: tuple[ObservedLicense, ...]
+    error: str = ""
+
+    @property
+    def as_expected(self) -> bool:
+        """Every license the policy expects is verified."""
+        return not self.error and all(v.outcome == "verified" for v in self.verdicts)
+
+
+def _verification_json(r: UserVerification) -> dict[str, Any]:
+    return {
+        "user": r.user, "rule": r.rule, "asExpected": r.as_expected, "error": r.error or None,
+        "licenses": [{"sku": v.part_number, "outcome": v.outcome, "reason": v.reason,
+                      "plans": [{"name": c.name, "status": c.status, "expected": c.expected} for c in v.checks]}
+                     for v in r.verdicts],
+        "unmanaged": [{"sku": o.part_number, "plans": {p.name: p.status for p in o.plans}} for o in r.others],
+    }  # fmt: skip
+
+
+def verifications(results: Sequence[UserVerification], fmt: Format) -> None:
+    """A ServiceStatus table per user and SKU (like (Get-MsolUser).Licenses.ServiceStatus)."""
+    if fmt == "json":
+        print_json([_verification_json(r) for r in results])
+        return
+    columns = ["user", "rule", "SKU", "outcome", "ServicePlan", "ProvisioningStatus", "Expected"]
+    rows: list[list[Cell]] = []
+    for r in results:
+        rows += [[r.user, r.rule, "", "error", "", "", r.error]] if r.error else []
+        rows += [[r.user, r.rule, v.part_number, v.outcome, c.name, c.status, c.expected] for v in r.verdicts
+                 for c in v.checks]  # fmt: skip
+        rows += [[r.user, r.rule, o.part_number, "unmanaged", p.name, p.status, ""] for o in r.others for p in o.plans]
+    if fmt == "csv":
+        emit("csv", title="", columns=columns, rows=rows)
+        return
+    out = console()
+    for r in results:
+        if r.error:
+            out.print(f"[red]{r.user}: {r.error}[/]")
+        for v in r.verdicts:
+            emit("table", title=f"{r.user}: {v.part_number} ({styled(v.outcome)}, rule {r.rule})",
+                 columns=columns[4:], rows=[[c.name, c.status, c.expected] for c in v.checks])  # fmt: skip
+            if v.outcome != "verified":
+                out.print(f"  {v.reason}")
+        for o in r.others:
+            emit("table", title=f"{r.user}: {o.part_number} (not managed by the policy)", columns=columns[4:6],
+                 rows=[[p.name, p.status] for p in o.plans])  # fmt: skip
+    if len(results) > 1:
+        good = sum(r.as_expected for r in results)
+        out.print(f"{good} of {len(results)} users as expected")
 
 
 @contextmanager
 def sweep_progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A live line: users scanned and users with drift (the total is unknown while paging)."""
-    if not enabled:
+    """A live line on stderr: users scanned and users with drift (the total is unknown while paging)."""
+    err = console(stderr=True)
+    if not enabled or not err.is_terminal:
         yield None
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("sweeping")
 
         def update(seen: int, drifted: int) -> None:
@@ -126,48 +180,45 @@ def sweep_progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | No
         yield update
 
 
-def sweep_summary(summary: dict[str, Any], *, as_json: bool) -> None:
-    """The run's figures and drift by kind."""
-    if as_json:
-        _json(summary)
+def sweep_summary(summary: dict[str, Any], *, fmt: Format) -> None:
+    """The run's figures and drift by kind (--csv prints the drift rows instead; see the sweep command)."""
+    if fmt == "json":
+        print_json(summary)
         return
-    console = _console()
     if summary["read"] == "skipped":
-        console.print("[yellow]another sweep is running; this one did nothing[/]")
+        console().print("[yellow]another sweep is running; this one did nothing[/]")
         return
-    table = Table(title=f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode)")
-    table.add_column("")
-    table.add_column("count", justify="right")
-    table.add_row("users scanned", f"{summary['usersSeen']:,}")
-    table.add_row("users with drift", f"{summary['usersDrifted']:,}")
-    for kind, count in summary["drift"].items():
-        table.add_row(f"  {kind}", f"{count:,}")
-    table.add_row("fixes queued", f"{summary['fixesEnqueued']:,}")
-    table.add_row("Graph requests", f"{summary['graphRequests']:,}")
-    console.print(table)
+    rows: list[list[Cell]] = [["users scanned", f"{summary['usersSeen']:,}"],
+                              ["users with drift", f"{summary['usersDrifted']:,}"]]  # fmt: skip
+    rows += [[f"  {kind}", f"{count:,}"] for kind, count in summary["drift"].items()]
+    rows += [["fixes queued", f"{summary['fixesEnqueued']:,}"], ["Graph requests", f"{summary['graphRequests']:,}"]]
+    title = f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode)"
+    emit("table", title=title, columns=["", "count"], rows=rows)
     if summary["report"]:
-        console.print(f"report: blob {summary['report']}")
+        console().print(f"report: blob {summary['report']}")
 
 
-def statuses(rows: Sequence[StatusRecord], *, as_json: bool) -> None:
+def statuses(rows: Sequence[StatusRecord], *, fmt: Format) -> None:
     """LicenseStatus rows, newest first."""
-    if as_json:
-        _json([{"user": r.user_key, "userPrincipalName": r.user_principal_name, "sku": r.sku, "outcome": r.outcome,
-                "reason": r.reason, "updatedAt": r.updated_at, "requestId": r.request_id, "source": r.source,
-                "planStatuses": dict(r.plan_statuses)} for r in rows])  # fmt: skip
-        return
-    table = Table(title=f"LicenseStatus ({len(rows)} rows)")
-    for column in ("user", "SKU", "outcome", "updated (UTC)", "reason"):
-        table.add_column(column, overflow="fold")
-    for r in rows:
-        table.add_row(r.user_principal_name or r.user_key, r.sku, _styled(r.outcome), f"{r.updated_at:%Y-%m-%d %H:%M}",
-                      r.reason[:160])  # fmt: skip
-    _console().print(table)
+    data = [{"user": r.user_key, "userPrincipalName": r.user_principal_name, "sku": r.sku, "outcome": r.outcome,
+             "reason": r.reason, "updatedAt": r.updated_at, "requestId": r.request_id, "source": r.source,
+             "planStatuses": dict(r.plan_statuses)} for r in rows]  # fmt: skip
+    columns = ["user", "SKU", "outcome", "updated (UTC)", "reason", "requestId", "source"]
+    table: list[list[Cell]] = [
+        [r.user_principal_name or r.user_key, r.sku, r.outcome, f"{r.updated_at:%Y-%m-%d %H:%M:%S}",
+         r.reason if fmt == "csv" else r.reason[:160], r.request_id, r.source]
+        for r in rows
+    ]  # fmt: skip
+    if fmt == "table":
+        emit("table", title=f"LicenseStatus ({len(rows)} rows)", columns=columns[:5], rows=[t[:5] for t in table])
+    else:
+        emit(fmt, title="", columns=columns, rows=table, data=data)
 
 
-def requeued(users: Sequence[str], outcome: str, *, as_json: bool) -> None:
-    """How many users went back to the queue."""
-    if as_json:
-        _json({"requeued": list(users), "outcome": outcome})
-        return
-    _console().print(f"requeued {len(users)} {outcome} user(s) on license-requests")
+def requeued(users: Sequence[str], outcome: str, *, fmt: Format) -> None:
+    """Which users went back to the queue."""
+    data = {"requeued": list(users), "outcome": outcome}
+    if fmt == "table":
+        console().print(f"requeued {len(users)} {outcome} user(s) on license-requests")
+    else:
+        emit(fmt, title="", columns=["user", "outcome"], rows=[[u, outcome] for u in users], data=data)

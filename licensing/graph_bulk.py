@@ -54,11 +54,12 @@ class BulkReader:
         info.headers.try_add("Accept", "application/json")
         return info
 
-    async def users(self, select: Sequence[str] = SWEEP_SELECT) -> AsyncIterator[list[dict[str, Any]]]:
+    async def users(
+        self, select: Sequence[str] = SWEEP_SELECT, *, page_size: int = 999
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """Every user, 999 per page, following @odata.nextLink; the next page is fetched while one is used."""
-        config = RequestConfiguration(
-            query_parameters=UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=list(select), top=999)
-        )
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=list(select), top=page_size)
+        config = RequestConfiguration(query_parameters=query)
         first = self._client.users.to_get_request_information(config)
         pending: asyncio.Task[dict[str, Any]] | None = asyncio.ensure_future(self._send("list users", first))
         try:

@@ -78,6 +78,9 @@ class Policy(_Model):
     default_usage_location: UsageLocation | None = Field(default=None, alias="defaultUsageLocation")
     rules: tuple[Rule, ...] = Field(min_length=1)
     companions: tuple[Companion, ...] = ()
+    # Per SKU, every plan an admin has looked at (enabled or not). A plan Microsoft adds later is enabled for
+    # everyone the SKU is assigned to; `licensing policy check --against-tenant` names such unreviewed plans.
+    reviewed_plans: dict[str, tuple[str, ...]] = Field(default_factory=dict, alias="reviewedPlans")
 
     def rule_for(self, attributes: Mapping[str, str]) -> Rule | None:
         """The first rule matching these attributes, or None."""

@@ -1,0 +1,262 @@
+"""The admin CLI's many-user commands, remove, CSV output and `policy check`, against the emulated tenant."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import pty
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from licensing.dev.tenant import EmulatedTenant
+from licensing.dev.tenant.model import Assignment, ServicePlan
+from tests.conftest import REPO
+from tests.e2e.test_cli import Cli, cli, cli_env
+from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
+
+__all__ = ["cli"]  # the fixture, shared with test_cli.py
+
+
+def _csv(out: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+async def test_assign_many_users_from_args_and_a_file_each_once(
+    tenant: EmulatedTenant, cli: Cli, tmp_path: Path
+) -> None:
+    """Users named on the command line and in users.csv (header, BOM, comment, duplicate) all get EMS once."""
+    users = [hire(tenant, f"bulk{i}", location=None) for i in range(5)]
+    listing = tmp_path / "users.csv"
+    rows = [f"{u.user_principal_name},{'FR' if i % 2 else ''}" for i, u in enumerate(users[2:], start=2)]
+    listing.write_text("\ufeffuserPrincipalName,usageLocation\n# joiners this week\n" + "\n".join(rows)
+                       + f"\n{users[0].user_principal_name.upper()},\n", encoding="utf-8")  # fmt: skip
+    code, out, err = await cli("assign", users[0].user_principal_name, users[1].user_principal_name,
+                               "--from-file", str(listing), "--sku", "EMS", "--disable", "INTUNE_A",
+                               "--usage-location", "US", "--json")  # fmt: skip
+    assert (code, err) == (0, "")
+    results = json.loads(out)["results"]
+    assert [r["user"] for r in results] == [u.user_principal_name for u in users]
+    assert {r["action"] for r in results} == {"assigned"}
+    assert tenant.state.requests[ASSIGN] == 5
+    for u in users:
+        [held] = u.assignments
+        assert (held.sku_id, held.disabled_plans) == (EMS, [INTUNE_A])
+    assert [u.usage_location for u in users] == ["US", "US", "US", "FR", "US"]  # the file's column wins
+
+
+async def test_one_unknown_user_fails_alone_with_one_line_and_exit_3(tenant: EmulatedTenant, cli: Cli) -> None:
+    """A missing user is one stderr line naming it; the others are still assigned; exit 3."""
+    good = [hire(tenant, "fine1"), hire(tenant, "fine2")]
+    code, out, err = await cli("assign", good[0].user_principal_name, "ghost@contoso.onmicrosoft.com",
+                               good[1].user_principal_name, "--sku", "EMS", "--csv")  # fmt: skip
+    assert code == 3
+    assert err.strip().splitlines() == [err.strip()]  # one line
+    assert err.startswith("licensing assign: ghost@contoso.onmicrosoft.com: ")
+    assert "Request_ResourceNotFound" in err
+    rows = _csv(out)
+    assert [(r["user"], r["action"]) for r in rows] == [
+        (good[0].user_principal_name, "assigned"), ("ghost@contoso.onmicrosoft.com", "failed"),
+        (good[1].user_principal_name, "assigned"),
+    ]  # fmt: skip
+    assert all(u.assignments for u in good)
+
+
+async def test_keep_disabled_adds_to_the_plans_already_disabled(tenant: EmulatedTenant, cli: Cli) -> None:
+    """--keep-disabled: RMS_S_PREMIUM stays disabled next to INTUNE_A (dry run shows the body, then it is sent)."""
+    user = hire(tenant, "keeper")
+    tenant.state.assign_license(user.id, [{"skuId": EMS, "disabledPlans": [RMS_S_PREMIUM]}], [])
+    args = ("assign", user.user_principal_name, "--sku", "EMS", "--disable", "INTUNE_A", "--keep-disabled")
+    code, out, _ = await cli(*args, "--dry-run", "--json")
+    [result] = json.loads(out)["results"]
+    assert (code, result["action"]) == (0, "would be changed")
+    assert result["requests"][0]["body"] == {
+        "addLicenses": [{"skuId": EMS, "disabledPlans": sorted([INTUNE_A, RMS_S_PREMIUM])}],
+        "removeLicenses": [],
+    }
+    assert tenant.state.requests[ASSIGN] == 0  # the setup wrote to the state directly
+    code, out, _ = await cli(*args)
+    assert code == 0
+    [held] = user.assignments
+    assert sorted(held.disabled_plans) == sorted([INTUNE_A, RMS_S_PREMIUM])
+    code, out, _ = await cli(*args, "--json")
+    assert json.loads(out)["results"][0]["action"] == "unchanged"
+
+
+async def test_dry_run_for_many_warns_when_seats_run_out(tenant: EmulatedTenant, cli: Cli) -> None:
+    """Three users wanting EMS with two free seats: the dry run says so and sends nothing."""
+    users = [hire(tenant, f"short{i}") for i in range(3)]
+    tenant.state.skus[EMS].enabled = tenant.state.consumed_units(EMS) + 2
+    code, out, _ = await cli("assign", *[u.user_principal_name for u in users], "--sku", "EMS", "--dry-run", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert data["notes"] == ["3 users need a new EMS seat but only 2 are free"]
+    assert tenant.state.requests[ASSIGN] == 0
+
+
+async def test_users_file_problems_are_named_by_line_and_exit_2(
+    tenant: EmulatedTenant, cli: Cli, tmp_path: Path
+) -> None:
+    """A bad usageLocation and an empty user cell: one line naming both line numbers, exit 2, nothing sent."""
+    listing = tmp_path / "users.csv"
+    listing.write_text("upn,usageLocation\na@contoso.onmicrosoft.com,USA\n,FR\n", encoding="utf-8")
+    code, _, err = await cli("assign", "--from-file", str(listing), "--sku", "EMS")
+    assert code == 2
+    assert "line 2: usageLocation 'USA' is not a two-letter country code" in err
+    assert "line 3: no user" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = await cli("assign", "--sku", "EMS")
+    assert (code, err.strip()) == (
+        2,
+        "licensing assign: no users given: name them (USER …) or use --from-file users.csv",
+    )
+    assert tenant.state.requests[ASSIGN] == 0
+
+
+async def test_remove_takes_the_direct_seat_and_never_a_group_license(tenant: EmulatedTenant, cli: Cli) -> None:
+    """Direct EMS is removed; EMS only via a group is left and the output says so; nothing held is reported."""
+    direct, grouped, neither = hire(tenant, "direct"), hire(tenant, "grouped"), hire(tenant, "neither")
+    tenant.state.assign_license(direct.id, [{"skuId": EMS, "disabledPlans": [INTUNE_A]}], [])
+    grouped.assignments.append(Assignment(EMS, [], "group-1", time.time()))
+    before = tenant.state.requests[ASSIGN]
+    names = [u.user_principal_name for u in (direct, grouped, neither)]
+    code, out, _ = await cli("remove", *names, "--sku", "EMS", "--dry-run", "--json")
+    results = json.loads(out)["results"]
+    assert code == 0
+    assert [r["action"] for r in results] == ["would be removed", "group", "unchanged"]
+    assert results[0]["requests"] == [{"method": "POST", "url": f"/users/{direct.id}/assignLicense",
+                                       "body": {"addLicenses": [], "removeLicenses": [EMS]}}]  # fmt: skip
+    assert "group-assigned licenses are never removed here" in results[1]["detail"]
+    assert tenant.state.requests[ASSIGN] == before
+    code, out, _ = await cli("remove", *names, "--sku", "EMS")
+    assert code == 0
+    assert "group-1" in out
+    assert direct.assignments == []
+    assert [(a.sku_id, a.assigned_by_group) for a in grouped.assignments] == [(EMS, "group-1")]
+    assert tenant.state.requests[ASSIGN] == before + 1
+
+
+async def test_verify_many_users_exits_1_and_csv_has_a_row_per_plan(tenant: EmulatedTenant, cli: Cli) -> None:
+    """One user as the policy says, one with INTUNE_A enabled: exit 1, CSV rows per plan show which."""
+    good, drifted = hire(tenant, "vgood"), hire(tenant, "vdrift")
+    tenant.state.assign_license(good.id, [{"skuId": EMS, "disabledPlans": [INTUNE_A]}], [])
+    tenant.state.assign_license(drifted.id, [{"skuId": EMS, "disabledPlans": []}], [])
+    code, out, _ = await cli("verify", good.user_principal_name, drifted.user_principal_name, "--csv")
+    assert code == 1
+    rows = _csv(out)
+    intune = {r["user"]: (r["outcome"], r["ProvisioningStatus"], r["Expected"]) for r in rows
+              if r["ServicePlan"] == "INTUNE_A"}  # fmt: skip
+    assert intune[drifted.user_principal_name] == ("failed", "Success", "Disabled")
+    assert intune[good.user_principal_name][1:] == ("Disabled", "Disabled")
+    assert len({r["ServicePlan"] for r in rows}) == len(tenant.state.skus[EMS].plans)
+
+
+async def test_skus_csv_flags_low_seats_at_the_setting(
+    tenant: EmulatedTenant, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`skus --csv` has the seat columns; LICENSING_LOW_SEAT_THRESHOLD decides which SKUs are LOW."""
+    monkeypatch.setenv("LICENSING_LOW_SEAT_THRESHOLD", str(tenant.state.free_units(EMS)))
+    code, out, _ = await cli("skus", "--csv")
+    rows = {r["SKU"]: r for r in _csv(out)}
+    assert code == 0
+    assert int(rows["EMS"]["free"]) == tenant.state.free_units(EMS)
+    assert rows["EMS"]["warning"] == "LOW"
+    assert {k for k, r in rows.items() if r["warning"] == "LOW"} == {
+        s.part_number
+        for s in tenant.state.skus.values()
+        if tenant.state.free_units(s.id) <= tenant.state.free_units(EMS)
+    }
+
+
+async def test_policy_check_offline_and_against_the_tenant_with_what_if(tenant: EmulatedTenant, cli: Cli) -> None:
+    """The shipped policy validates, resolves cleanly, and what-if shows the rule and action per sample user."""
+    code, out, _ = await cli("policy", "check", "--json")
+    data = json.loads(out)
+    assert (code, data["valid"], data["checkedAgainstTenant"]) == (0, True, False)
+    assert [r["rule"] for r in data["rules"]][:2] == ["executives", "teachers"]
+    newbie, exec_ = hire(tenant, "whatif"), hire(tenant, "boss", department="Executive")
+    code, out, _ = await cli("policy", "check", "--against-tenant", "--user", newbie.user_principal_name,
+                             "--user", exec_.user_principal_name, "--json")  # fmt: skip
+    data = json.loads(out)
+    assert (code, data["errors"], data["unreviewedPlans"], data["warnings"]) == (0, [], [], [])
+    assert [(w["rule"], w["action"]) for w in data["whatIf"]] == [("everyone", "assign"), ("executives", "blocked")]
+    assert "assign EMS (disabled: INTUNE_A)" in data["whatIf"][0]["detail"]
+    assert "no free seats for EMSPREMIUM" in data["whatIf"][1]["detail"]
+    assert tenant.state.requests[ASSIGN] == 0
+    code, out, _ = await cli("policy", "check", "--against-tenant", "--sample", "3", "--csv")
+    assert code == 0
+    assert len([r for r in _csv(out) if r["kind"] == "what-if"]) == 3
+
+
+async def test_policy_check_names_plans_microsoft_added_to_a_sku(tenant: EmulatedTenant, cli: Cli) -> None:
+    """A new plan in EMS that the policy never mentions: exit 1, naming the SKU, the plan and the rules using it."""
+    tenant.state.skus[EMS].plans.append(ServicePlan("0a1b2c3d-0000-4000-8000-00000000c0de", "COPILOT_SECURITY"))
+    code, out, _ = await cli("policy", "check", "--against-tenant", "--sample", "0", "--json")
+    assert code == 1
+    [new] = json.loads(out)["unreviewedPlans"]
+    assert new == {"sku": "EMS", "plans": ["COPILOT_SECURITY"], "rules": ["contractors", "everyone"]}
+    code, out, _ = await cli("policy", "check", "--against-tenant", "--sample", "0")
+    assert "reviewedPlans.EMS" in out
+
+
+async def test_policy_check_lists_every_unresolvable_name_and_exits_3(
+    tenant: EmulatedTenant, cli: Cli, tmp_path: Path
+) -> None:
+    """An unknown SKU and an unknown plan in different rules are both reported, not only the first."""
+    policy = json.loads((REPO / "licensing-policy.json").read_text())
+    policy["rules"][0]["licenses"][0]["sku"] = "SPE_E5"
+    policy["rules"][2]["licenses"][0]["disabledPlans"].append("INTUNE_B")
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy))
+    code, out, err = await cli("policy", "check", "--policy", str(path), "--against-tenant", "--json")
+    errors = json.loads(out)["errors"]
+    assert code == 3
+    assert len(errors) == 2
+    assert "'executives' names SKU 'SPE_E5'" in errors[0]
+    assert "'contractors' disables plan 'INTUNE_B'" in errors[1]
+    assert err.startswith("licensing policy check: policy.json: 2 name(s) do not resolve")
+    path.write_text('{"rules": []}')
+    code, _, err = await cli("policy", "check", "--policy", str(path))
+    assert code == 3
+    assert "policy file policy.json is invalid: rules: Tuple should have at least 1 item" in err
+
+
+def _in_a_terminal(args: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """Run the CLI with stderr on a pseudo-terminal (as an admin's shell has it); stdout piped."""
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen(  # our own CLI, fixed arguments
+        [sys.executable, "-m", "licensing", *args], env={**os.environ, **env, "COLUMNS": "120"}, cwd=REPO,
+        stdout=subprocess.PIPE, stderr=secondary, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = proc.communicate(timeout=60)
+    os.close(primary)
+    return proc.returncode, out, seen
+
+
+async def test_progress_bar_shows_on_a_terminal(tenant: EmulatedTenant) -> None:
+    """On a terminal, assigning several users draws a bar on stderr that reaches N/N; stdout stays the table."""
+    users = [hire(tenant, f"bar{i}").user_principal_name for i in range(3)]
+    args = ["assign", *users, "--sku", "EMS", "--parallel", "1"]
+    code, out, terminal = await asyncio.to_thread(_in_a_terminal, args, cli_env(tenant))
+    assert code == 0, terminal.decode(errors="replace")
+    assert b"assign EMS" in terminal
+    assert b"3/3" in terminal
+    assert out.count(b"assigned") >= 3
+    assert b"3/3" not in out
+    assert tenant.state.requests[ASSIGN] == 3
