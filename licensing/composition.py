@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from licensing import telemetry
 from licensing.graph import GraphGateway, GraphPort
 from licensing.policy import Policy, load_policy
 from licensing.records import utcnow
@@ -71,6 +72,7 @@ async def _build(loop: asyncio.AbstractEventLoop) -> Services:
     global _current  # noqa: PLW0603  # one cached root per process is the point
     if _current is None or _current[0] is not loop:
         settings = Settings.from_env()
+        telemetry.configure(settings)  # once per process; nothing at all without APPLICATIONINSIGHTS_CONNECTION_STRING
         built = Services(
             settings, GraphGateway.from_settings(settings), Storage.from_settings(settings.require_storage())
         )

@@ -38,8 +38,10 @@ from licensing.errors import (
 from licensing.graph_client import Closable, build_client
 from licensing.graph_fallback import plans_from_user
 from licensing.graph_json import observed_from_json, sku_from_json, user_from_json
+from licensing.graph_telemetry import graph_call
 from licensing.model import Catalog, ObservedLicense, UserFacts
 from licensing.settings import Settings
+from licensing.telemetry import catalog_read
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +106,8 @@ class GraphGateway:
         if not fresh and self._catalog and now - self._catalog[0] < self._ttl:
             return self._catalog[1]
         page = await self._raw("read subscribedSkus", self._client.subscribed_skus.to_get_request_information())
-        skus = tuple(sku_from_json(item) for item in page.get("value") or [])
-        self._catalog = (now, Catalog(skus))
+        self._catalog = (now, Catalog(tuple(sku_from_json(item) for item in page.get("value") or [])))
+        catalog_read(self._catalog[1])
         return self._catalog[1]
 
     async def get_user(self, user: str) -> UserFacts:
@@ -165,21 +167,23 @@ class GraphGateway:
 
 
 async def call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's return types are untyped for mypy
-    """Await one SDK call and translate its failures into our errors."""
-    try:
-        return await pending
-    except APIError as exc:
-        raise translate(exc, what) from None
-    except ClientAuthenticationError as exc:
-        # No token: IMDS not reachable yet, or an admin who has not run `az login`. Retrying may help.
-        raise TransientError(
-            f"could not get a Graph token to {what}: {type(exc).__name__} (check the managed identity, "
-            "or sign in with az login when LICENSING_GRAPH_AUTH=default)"
-        ) from None
-    except httpx.TimeoutException:
-        raise TransientError(f"Graph timed out while trying to {what}") from None
-    except httpx.TransportError as exc:
-        raise TransientError(f"Graph unreachable while trying to {what}: {type(exc).__name__}") from None
+    """Await one SDK call (in its own span) and translate its failures into our errors."""
+    with graph_call() as span:
+        try:
+            return await pending
+        except APIError as exc:
+            raise span.failed(translate(exc, what)) from None
+        except ClientAuthenticationError as exc:
+            # No token: IMDS not reachable yet, or an admin who has not run `az login`. Retrying may help.
+            raise span.failed(TransientError(
+                f"could not get a Graph token to {what}: {type(exc).__name__} (check the managed identity, "
+                "or sign in with az login when LICENSING_GRAPH_AUTH=default)"
+            )) from None  # fmt: skip
+        except httpx.TimeoutException:
+            raise span.failed(TransientError(f"Graph timed out while trying to {what}")) from None
+        except httpx.TransportError as exc:
+            unreachable = f"Graph unreachable while trying to {what}: {type(exc).__name__}"
+            raise span.failed(TransientError(unreachable)) from None
 
 
 def translate(exc: APIError, what: str) -> LicensingError:  # noqa: PLR0911  # a flat decision table

@@ -21,7 +21,9 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from licensing.errors import TransientError
 from licensing.graph import RAW_ERRORS, GraphGateway, call
 from licensing.graph_json import sku_from_json
+from licensing.graph_telemetry import graph_route
 from licensing.model import Catalog
+from licensing.telemetry import catalog_read, throttled
 
 log = logging.getLogger(__name__)
 ERRORS = RAW_ERRORS
@@ -76,7 +78,9 @@ class BulkReader:
         """GET /subscribedSkus as plain JSON (the typed models' first use alone costs seconds of imports)."""
         base = self._adapter.base_url.rstrip("/")
         page = await self._send("read subscribedSkus", self._get(f"{base}/subscribedSkus"))
-        return Catalog(tuple(sku_from_json(s) for s in page.get("value") or []))
+        catalog = Catalog(tuple(sku_from_json(s) for s in page.get("value") or []))
+        catalog_read(catalog)
+        return catalog
 
     async def latest_delta_link(self, select: Sequence[str] = SWEEP_SELECT) -> str:
         """A deltaLink for "now" ($deltatoken=latest): the next incremental read starts here."""
@@ -118,6 +122,8 @@ class BulkReader:
             wait = 0.0
             for item in answer.get("responses") or []:
                 status = int(item.get("status", 0))
+                if status == 429:  # inside a 200 batch: the middleware never sees these
+                    throttled(method="GET", route=graph_route(todo.get(str(item.get("id")), "").split("?")[0]))
                 if status in {429, 503} and attempt < BATCH_RETRIES:
                     wait = max(wait, _retry_after(item.get("headers") or {}))
                     continue

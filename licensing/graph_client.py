@@ -1,4 +1,5 @@
-"""Builds the GraphServiceClient: credential from settings, SDK middleware with our retry option."""
+"""Builds the GraphServiceClient: credential from settings, the SDK's middleware with our retry option and our
+telemetry."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ from kiota_abstractions.authentication import AnonymousAuthenticationProvider, A
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
-from kiota_http.middleware.options import RetryHandlerOption
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware.options import RetryHandlerOption, UrlReplaceHandlerOption
+from kiota_http.observability_options import ObservabilityOptions
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph.graph_request_adapter import options as sdk_default_options
 from msgraph_core import GraphClientFactory
+from msgraph_core.middleware import GraphTelemetryHandler
+from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
+from licensing.graph_telemetry import GraphCallTelemetry
 from licensing.settings import Settings
 
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -33,11 +39,19 @@ def build_client(settings: Settings) -> tuple[GraphServiceClient, httpx.AsyncCli
     """
     options = dict(sdk_default_options)
     options[RetryHandlerOption.get_key()] = RetryHandlerOption(delay=settings.graph_retry_delay_seconds, max_retries=3)
+    options[UrlReplaceHandlerOption.get_key()] = UrlReplaceHandlerOption(enabled=False)  # only rewrites /me
     http = httpx.AsyncClient(timeout=httpx.Timeout(settings.graph_timeout_seconds, connect=10.0))
-    client = GraphClientFactory.create_with_default_middleware(client=http, options=options)
+    # The SDK's default pipeline, plus our telemetry innermost: it sees every attempt, retried 429s included.
+    middleware = [
+        *KiotaClientFactory.get_default_middleware(options),
+        GraphTelemetryHandler(options=options[GraphTelemetryHandlerOption.get_key()]),
+        GraphCallTelemetry(),
+    ]
+    client = GraphClientFactory.create_with_custom_middleware(middleware, client=http)
     provider, credential = _auth_provider(settings)
     adapter = GraphRequestAdapter(provider, client=client)
     adapter.base_url = settings.graph_url
+    adapter.observability_options = ObservabilityOptions(include_euii_attributes=False)  # no URLs in SDK spans
     return GraphServiceClient(request_adapter=adapter), http, credential
 
 

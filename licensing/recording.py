@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from licensing import telemetry
 from licensing.composition import Services
 from licensing.messages import peek_identity
 from licensing.records import REQUEST_LEVEL, UNIDENTIFIED, AuditEvent, EventKind, Outcome, StatusRecord
@@ -47,7 +48,7 @@ async def record(
     before: tuple[str, ...] | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Write the latest status for user+SKU and append the matching audit event.
+    """Write the latest status for user+SKU and append the matching audit event (counted, see telemetry.recorded).
 
     ``at`` dates the status when it was decided earlier than now (so a later outcome is never overwritten by it).
     """
@@ -81,6 +82,7 @@ async def record(
             at=services.clock(),
         )
     )
+    telemetry.recorded(kind=kind, sku=sku)
 
 
 async def reject_unreadable(services: Services, body: str, reason: str, *, message_id: str, source: str) -> None:

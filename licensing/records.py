@@ -11,6 +11,7 @@ Outcome = Literal["assigned", "verified", "pending", "blocked", "failed", "rejec
 OUTCOMES: tuple[Outcome, ...] = ("assigned", "verified", "pending", "blocked", "failed", "rejected", "removed")
 REQUEST_LEVEL = "-"  # RowKey of a status row about the request itself (no SKU known yet)
 UNIDENTIFIED = "_unidentified"  # PartitionKey for messages that name no user at all
+LEAVER = "~leaver"  # RowKey of the tombstone: a leaver is not licensed again until a later HR hire
 
 
 def utcnow() -> datetime:

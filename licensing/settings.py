@@ -18,6 +18,7 @@ from licensing.errors import PermanentError
 GraphAuth = Literal["managed-identity", "default", "none"]
 GRAPH_AUTH_CHOICES: tuple[GraphAuth, ...] = ("managed-identity", "default", "none")
 STORAGE_SETTING = "AzureWebJobsStorage"
+TELEMETRY_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"  # unset: no telemetry exporter at all
 log = logging.getLogger(__name__)
 APP_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +65,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "SWEEP_SCHEDULE",
     "SWEEP_MODE",
     "HR_TIMEZONE",
+    TELEMETRY_SETTING,
     *SECRET_SETTINGS,
     *TUNABLES.values(),
 )
@@ -118,6 +120,7 @@ class Settings:
     write_budget: int = 3000
     write_window_seconds: int = 150
     low_seat_threshold: int = 5
+    appinsights_connection_string: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -174,6 +177,7 @@ class Settings:
             graph_notification_url=_secret(env, "GRAPH_NOTIFICATION_URL"),  # carry a function key: Key Vault
             graph_lifecycle_url=_secret(env, "GRAPH_LIFECYCLE_URL"),
             graph_client_state=_secret(env, "GRAPH_NOTIFICATION_CLIENT_STATE"),
+            appinsights_connection_string=_secret(env, TELEMETRY_SETTING),  # a Key Vault reference works too
             hr_timezone=hr_timezone,
             sweep_schedule=schedule,
             sweep_mode=sweep_mode,  # type: ignore[arg-type]  # checked just above

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from licensing import telemetry
 from licensing.composition import Services
 from licensing.drift import Drift, ResolvedPolicy, assess, fix_for
 from licensing.graph import GraphGateway
@@ -121,6 +122,7 @@ async def _sweep(services: Services, result: SweepResult, *, force_full: bool, p
         services.storage, delta_link=next_link, full_at=result.started if result.read == "full" else None
     )
     await record_run(services.storage, result.summary(), started=result.started)
+    telemetry.swept(result.drift, read=result.read)
     log.info(
         "sweep %s (%s, %s): %d users, %d drifted, %d fixes, %d Graph requests", result.run_id, result.read,
         result.mode, result.users_seen, result.users_drifted, result.fixes_enqueued, result.graph_requests,

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from licensing import telemetry
 from licensing.composition import Services
 from licensing.errors import InvalidRequest, PermanentError
 from licensing.messages import LICENSE_VERIFY_QUEUE, VerifyRequest, parse_message
@@ -107,6 +108,7 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
             sku=lic.part_number, rule=request.rule, attempts=request.attempt + 1,
             disabled=lic.disabled_plan_names, plan_statuses=verdict.plan_statuses(),
         )  # fmt: skip
+        telemetry.verified(outcome=outcome, sku=lic.part_number)
     if next_check:  # sent after recording: a failed write redelivers this message rather than forking a chain
         await services.storage.send(LICENSE_VERIFY_QUEUE, retry_payload(request), delay_seconds=next_check)
     summary = ", ".join(f"{v.part_number}={v.outcome}" for v in verdicts)

@@ -56,6 +56,14 @@ def no_secret_in_logs() -> Iterator[None]:
     assert not watch.leaks, f"secret values were logged: {watch.leaks[:3]}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_telemetry_export() -> Iterator[None]:
+    """A developer's own APPLICATIONINSIGHTS_CONNECTION_STRING never reaches the app under test: nothing is exported."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
+        yield
+
+
 @pytest.fixture(scope="session")
 def azurite() -> Iterator[Azurite]:
     """One in-memory Azurite on free loopback ports for the whole run."""

@@ -6,17 +6,23 @@ import asyncio
 import base64
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import azure.functions as func
+import pytest
 from azure.functions.queue import QueueMessage
 
 import function_app
+from licensing import composition
 from licensing.composition import Services
-from licensing.dev.localhost import user_function
-from licensing.dev.tenant import EmulatedTenant
+from licensing.dev.azurite import Azurite
+from licensing.dev.localhost import local_settings, user_function
+from licensing.dev.tenant import EmulatedTenant, TenantState
 from licensing.dev.tenant.model import User
 from licensing.records import StatusRecord
+from tests.conftest import wipe_storage
 
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
 INTUNE_A = "c1ec4a95-1f05-45b3-a911-aa3fa01094f5"
@@ -72,3 +78,19 @@ async def statuses(services: Services, user_key: str) -> dict[str, StatusRecord]
 def encode(body: dict[str, Any]) -> str:
     """Base64 of JSON, as the Functions host expects queue messages."""
     return base64.b64encode(json.dumps(body).encode()).decode()
+
+
+@asynccontextmanager
+async def app_over(
+    state: TenantState, azurite: Azurite, monkeypatch: pytest.MonkeyPatch, **env: str
+) -> AsyncIterator[tuple[Services, EmulatedTenant]]:
+    """The app's own composition root over an emulated tenant of this state and clean storage (plus env settings)."""
+    async with EmulatedTenant(state=state) as tenant:
+        for key, value in {**local_settings(azurite.connection_string, tenant.base_url), **env}.items():
+            monkeypatch.setenv(key, value)
+        await wipe_storage(azurite.connection_string)
+        await composition.reset()
+        try:
+            yield await composition.services(), tenant
+        finally:
+            await composition.reset()

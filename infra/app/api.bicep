@@ -41,7 +41,8 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
 var secretUri = '${vault.properties.vaultUri}secrets'
 
 var appSettings = {
-  // Platform: host storage over the identity (the account has shared keys disabled), and telemetry over Entra auth.
+  // Platform: host storage over the identity (the account has shared keys disabled), and telemetry over Entra auth
+  // (the host and the app's own exporter, licensing/telemetry.py, both read the two APPLICATIONINSIGHTS_* settings).
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AzureWebJobsStorage__blobServiceUri: stg.properties.primaryEndpoints.blob

@@ -9,6 +9,7 @@ import azure.functions as func
 
 from licensing import composition
 from licensing.errors import TransientError
+from licensing.functions.traced import traced_function
 from licensing.hr_webhook import receive_hr_events
 from licensing.notifications import receive_notifications, validation_reply
 from licensing.records import utcnow
@@ -36,6 +37,7 @@ def _unavailable(exc: TransientError) -> func.HttpResponse:
 
 @bp.function_name("hr_events")
 @bp.route(route="hr/events", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@traced_function
 async def hr_events(req: func.HttpRequest) -> func.HttpResponse:
     """Joiner / mover / leaver events from the HR system, HMAC-signed; 202 once queued."""
     try:
@@ -46,6 +48,7 @@ async def hr_events(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("graph_notifications")
 @bp.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@traced_function
 async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     """Graph user change notifications (and the subscription validation handshake)."""
     if (handshake := validation_reply(req.params)) is not None:
@@ -58,6 +61,7 @@ async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.function_name("graph_lifecycle")
 @bp.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@traced_function
 async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     """Graph lifecycle notifications: reauthorizationRequired, subscriptionRemoved, missed."""
     if (handshake := validation_reply(req.params)) is not None:

@@ -6,7 +6,8 @@ import logging
 
 import azure.functions as func
 
-from licensing import composition
+from licensing import composition, telemetry
+from licensing.functions.traced import traced_function
 from licensing.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
 from licensing.onboarding import onboard as onboard_user
 from licensing.poison import record_poison
@@ -23,24 +24,29 @@ def _body(msg: func.QueueMessage) -> str:
 
 @bp.function_name("onboard")
 @bp.queue_trigger(arg_name="msg", queue_name=LICENSE_REQUESTS_QUEUE, connection=CONNECTION)
+@traced_function
 async def onboard(msg: func.QueueMessage) -> None:
     """Assign the policy's licenses; raising (transient errors only) makes the queue redeliver."""
     services = await composition.services()
     result = await onboard_user(_body(msg), services, message_id=msg.id or "", delivery=msg.dequeue_count or 1)
+    telemetry.note_outcome(result.outcome)
     log.info("onboard message %s: %s", msg.id, result.outcome)
 
 
 @bp.function_name("verify")
 @bp.queue_trigger(arg_name="msg", queue_name=LICENSE_VERIFY_QUEUE, connection=CONNECTION)
+@traced_function
 async def verify(msg: func.QueueMessage) -> None:
     """Check every plan's provisioning status and record it; pending plans are re-checked later."""
     services = await composition.services()
     result = await verify_user(_body(msg), services, message_id=msg.id or "", delivery=msg.dequeue_count or 1)
+    telemetry.note_outcome(result.outcome)
     log.info("verify message %s: %s", msg.id, result.outcome)
 
 
 @bp.function_name("onboard_poison")
 @bp.queue_trigger(arg_name="msg", queue_name=f"{LICENSE_REQUESTS_QUEUE}-poison", connection=CONNECTION)
+@traced_function
 async def onboard_poison(msg: func.QueueMessage) -> None:
     """Record a license request the queue gave up on."""
     services = await composition.services()
@@ -49,6 +55,7 @@ async def onboard_poison(msg: func.QueueMessage) -> None:
 
 @bp.function_name("verify_poison")
 @bp.queue_trigger(arg_name="msg", queue_name=f"{LICENSE_VERIFY_QUEUE}-poison", connection=CONNECTION)
+@traced_function
 async def verify_poison(msg: func.QueueMessage) -> None:
     """Record a verification the queue gave up on."""
     services = await composition.services()

@@ -7,6 +7,7 @@ import logging
 import azure.functions as func
 
 from licensing import composition
+from licensing.functions.traced import traced_function
 from licensing.records import utcnow
 from licensing.scheduling import release_due
 from licensing.subscriptions import keep_alive
@@ -20,6 +21,7 @@ SUBSCRIPTION_SCHEDULE = "0 7 * * * *"  # hourly at :07; renewal happens when < 3
 
 @bp.function_name("release_scheduled")
 @bp.timer_trigger(arg_name="timer", schedule=RELEASE_SCHEDULE, run_on_startup=False, use_monitor=True)
+@traced_function
 async def release_scheduled(timer: func.TimerRequest) -> None:
     """Hires and leavers effective more than 7 days out wait in a table; move them onto the queue in time."""
     services = await composition.services()
@@ -29,6 +31,7 @@ async def release_scheduled(timer: func.TimerRequest) -> None:
 
 @bp.function_name("graph_subscription")
 @bp.timer_trigger(arg_name="timer", schedule=SUBSCRIPTION_SCHEDULE, run_on_startup=False, use_monitor=True)
+@traced_function
 async def graph_subscription(timer: func.TimerRequest) -> None:
     """Create the users subscription when missing, renew it before it expires."""
     services = await composition.services()
@@ -38,6 +41,7 @@ async def graph_subscription(timer: func.TimerRequest) -> None:
 
 @bp.function_name("sweep")
 @bp.timer_trigger(arg_name="timer", schedule="%SWEEP_SCHEDULE%", run_on_startup=False, use_monitor=True)
+@traced_function
 async def sweep(timer: func.TimerRequest) -> None:
     """The nightly safety net: find drift across every user, record it, and queue fixes in remediate mode."""
     services = await composition.services()

@@ -10,18 +10,16 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from licensing import composition
 from licensing.composition import Services
 from licensing.dev.azurite import Azurite
-from licensing.dev.localhost import LocalHost, local_settings, user_function
+from licensing.dev.localhost import LocalHost, user_function
 from licensing.dev.tenant import EmulatedTenant
 from licensing.dev.tenant.generate import generate_tenant
 from licensing.records import StatusRecord
 from licensing.storage import RUNS_TABLE
 from licensing.sweep import run_sweep
 from licensing.sweep_store import REPORT_CONTAINER, acquire_lease, drift_rows
-from tests.conftest import wipe_storage
-from tests.helpers import ASSIGN
+from tests.helpers import ASSIGN, app_over
 
 FIXABLE = {"missing-license", "wrong-disabled-plans", "usage-location-missing", "reclaim", "companion-missing",
            "extra-license"}  # fmt: skip
@@ -34,13 +32,7 @@ async def generated(
 ) -> AsyncIterator[tuple[Services, EmulatedTenant, dict[str, list[str]]]]:
     """400 generated users, 40 % drifted across every kind, provisioning-error users marked pending."""
     state, expected = generate_tenant(400, drift_fraction=0.4, seed=11)
-    async with EmulatedTenant(state=state) as tenant:
-        env = {**local_settings(azurite.connection_string, tenant.base_url), "SWEEP_FIX_RATE_PER_MINUTE": "600000"}
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        await wipe_storage(azurite.connection_string)
-        await composition.reset()
-        services = await composition.services()
+    async with app_over(state, azurite, monkeypatch, SWEEP_FIX_RATE_PER_MINUTE="600000") as (services, tenant):
         for user_id in expected["provisioning-error"]:  # the app assigned these; verification is unsettled
             user = state.users[user_id]
             for held in user.assignments:
@@ -51,7 +43,6 @@ async def generated(
                     disabled_plans=disabled,
                 ))  # fmt: skip
         yield services, tenant, expected
-        await composition.reset()
 
 
 async def test_report_mode_finds_every_kind_and_changes_nothing(
@@ -171,13 +162,8 @@ def function_app_functions() -> list:  # type: ignore[type-arg]
 async def test_full_read_pages_through_several_pages(monkeypatch: pytest.MonkeyPatch, azurite: Azurite) -> None:
     """2,500 users: three pages of at most 999 via @odata.nextLink, every user seen once."""
     state, _ = generate_tenant(2500, drift_fraction=0.0, seed=3)
-    async with EmulatedTenant(state=state) as tenant:
-        for key, value in local_settings(azurite.connection_string, tenant.base_url).items():
-            monkeypatch.setenv(key, value)
-        await wipe_storage(azurite.connection_string)
-        await composition.reset()
-        result = await run_sweep(await composition.services(), mode="report")
-        await composition.reset()
+    async with app_over(state, azurite, monkeypatch) as (services, tenant):
+        result = await run_sweep(services, mode="report")
     assert (result.users_seen, result.users_drifted) == (2500, 0)
     assert tenant.state.requests["GET /users"] == 3
 

@@ -26,7 +26,8 @@ from licensing.sweep_store import REPORT_CONTAINER
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "grant-graph-permissions.sh"
 
-# App settings the platform reads, not the app: identity-based host storage and Application Insights over Entra.
+# App settings the platform reads, not licensing/settings.py: identity-based host storage, and Application Insights
+# over Entra (the Azure Monitor exporter reads this one itself; APPLICATIONINSIGHTS_CONNECTION_STRING is a setting).
 PLATFORM_SETTINGS = frozenset(
     {
         f"{STORAGE_SETTING}__credential",
@@ -34,7 +35,6 @@ PLATFORM_SETTINGS = frozenset(
         f"{STORAGE_SETTING}__blobServiceUri",
         f"{STORAGE_SETTING}__queueServiceUri",
         f"{STORAGE_SETTING}__tableServiceUri",
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     }
 )
