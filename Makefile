@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install demo test unit lint typecheck iac schema bench soak clean
+.PHONY: install browser demo test unit lint typecheck iac schema bench soak clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -38,10 +38,17 @@ iac: $(CHECKOV_VENV)/.installed  ## checkov over infra/; its own venv (checkov n
 	r = json.load(sys.stdin); n = sum(x.get("summary", x).get("parsing_errors", 0) for x in (r if isinstance(r, list) else [r])); \
 	sys.exit(f"checkov could not parse {n} file(s) in infra/" if n else 0)'
 
+# The status page's browser test drives Debian's chromium at /usr/bin/chromium through Playwright (never
+# `playwright install`, which downloads a browser of its own). Installing needs root or sudo, once.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || command -v sudo || true ); \
+	  $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends chromium; }
+
 demo: install
 	$(PY) -m licensing.dev.demo
 
-test: install lint typecheck iac
+test: install browser lint typecheck iac
 	$(PY) -m pytest -q
 
 bench: install  ## performance figures (tables: ours vs the naive way); not part of make test

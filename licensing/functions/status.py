@@ -1,0 +1,30 @@
+"""The status page: GET /api/status, seats, outcomes, the last sweep's drift and recent failures."""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from licensing import composition
+from licensing.errors import TransientError
+from licensing.functions.http import _unavailable, respond
+from licensing.functions.traced import traced_function
+from licensing.overview import take_snapshot
+from licensing.overview_render import page, requested_format
+from licensing.web import Reply
+
+bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
+
+
+@bp.function_name("status_page")
+@bp.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@traced_function
+async def status_page(req: func.HttpRequest) -> func.HttpResponse:
+    """An HTML page (or ``?format=json``) built from Graph's catalog and the status and sweep tables."""
+    wanted = requested_format(req.params)
+    if isinstance(wanted, Reply):
+        return respond(wanted)  # before building anything: a typo needs no storage
+    try:
+        snapshot = await take_snapshot(await composition.services())
+    except TransientError as exc:
+        return _unavailable(exc)
+    return respond(page(snapshot, wanted))

@@ -1,0 +1,179 @@
+"""The status page's snapshot: seats per SKU, outcome counts, the last sweep's drift and the recent failures.
+
+``take_snapshot`` does the reading (Graph's catalog, the LicenseStatus table, the newest SweepRuns row);
+everything else here is pure, so the counting rules are tested with plain data.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from licensing.composition import Services
+from licensing.drift import DRIFT_KINDS
+from licensing.model import Catalog
+from licensing.offboarding import LEAVER
+from licensing.records import OUTCOMES, REQUEST_LEVEL, StatusRecord
+from licensing.storage import transient
+from licensing.sweep_store import latest_runs
+
+FAILURE_OUTCOMES = frozenset({"failed", "blocked", "rejected"})
+RECENT_FAILURES = 20
+
+
+@dataclass(frozen=True, slots=True)
+class SeatLine:
+    """One subscribed SKU's seats; ``low`` when fewer than the low-seat threshold are free."""
+
+    part_number: str
+    sku_id: str
+    enabled: int
+    consumed: int
+    suspended: int
+    free: int
+    low: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed, blocked or rejected status row; ``sku`` is None for a request-level row (no SKU chosen yet)."""
+
+    user_key: str
+    user_principal_name: str
+    sku: str | None
+    outcome: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SweepOverview:
+    """The newest SweepRuns summary: what the run read, and its drift findings by kind (every known kind)."""
+
+    run_id: str
+    mode: str
+    read: str
+    started: datetime | None
+    ended: datetime | None
+    users_seen: int
+    users_drifted: int
+    fixes_enqueued: int
+    drift: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the status page shows, taken at one moment."""
+
+    taken_at: datetime
+    low_seat_threshold: int
+    seats: tuple[SeatLine, ...]
+    outcomes: tuple[tuple[str, int], ...]
+    sweep: SweepOverview | None
+    failures: tuple[Failure, ...]
+
+
+def is_request_level(sku: str) -> bool:
+    """A status row about the request itself: ``-`` (user known or not), or ``message-<id>`` (no user named)."""
+    return sku == REQUEST_LEVEL or sku.startswith("message-")
+
+
+def seat_lines(catalog: Catalog, threshold: int) -> tuple[SeatLine, ...]:
+    """Seats per SKU, by part number. ``low`` uses the rule seats.warn_low_seats warns by: free < threshold."""
+    return tuple(
+        SeatLine(s.part_number, s.id, s.enabled, s.consumed, s.suspended, s.free, s.free < threshold)
+        for s in sorted(catalog.skus, key=lambda s: s.part_number.casefold())
+    )
+
+
+@dataclass
+class Tally:
+    """Folds LicenseStatus rows one at a time (the table can be large): outcome counts and the newest failures.
+
+    What counts: one per status row, i.e. the latest outcome of each user+SKU, plus request-level rows
+    (``-`` / ``message-<id>``): those are the only trace of a request that ended before any SKU was chosen
+    (unknown user, unreadable message, no usage location, poisoned), and onboarding deletes them once the
+    user is fine, so they never double-count a user who later succeeded. The leaver tombstone (``~leaver``)
+    is a marker that blocks relicensing, not an outcome, and is left out; the per-SKU ``removed`` rows of
+    that leaver do count.
+    """
+
+    limit: int = RECENT_FAILURES
+    counts: Counter[str] = field(default_factory=Counter)
+    _newest: list[tuple[datetime, int, Failure]] = field(default_factory=list, init=False)  # min-heap, oldest on top
+    _order: itertools.count[int] = field(default_factory=itertools.count, init=False)
+
+    def add(self, row: StatusRecord) -> None:
+        """Count one row (the tombstone is skipped) and keep it if it is among the newest failures."""
+        if row.sku == LEAVER:
+            return
+        self.counts[row.outcome] += 1
+        if row.outcome not in FAILURE_OUTCOMES or self.limit <= 0:
+            return
+        failure = Failure(
+            row.user_key, row.user_principal_name, None if is_request_level(row.sku) else row.sku,
+            row.outcome, row.reason, row.updated_at,
+        )  # fmt: skip
+        item = (row.updated_at, next(self._order), failure)
+        if len(self._newest) < self.limit:
+            heapq.heappush(self._newest, item)
+        else:
+            heapq.heappushpop(self._newest, item)
+
+    def outcomes(self) -> tuple[tuple[str, int], ...]:
+        """Every known outcome (zeros included) in lifecycle order, then any unexpected value found."""
+        extra = sorted(set(self.counts) - set(OUTCOMES))
+        return tuple((outcome, self.counts[outcome]) for outcome in (*OUTCOMES, *extra))
+
+    def failures(self) -> tuple[Failure, ...]:
+        """The newest failures, newest first."""
+        return tuple(f for _, _, f in sorted(self._newest, reverse=True))
+
+
+def sweep_overview(row: Mapping[str, Any] | None) -> SweepOverview | None:
+    """A SweepRuns summary row (as sweep_store.record_run wrote it) as plain data; None when no run exists."""
+    if row is None:
+        return None
+    raw = row.get("Drift") or "{}"
+    found: dict[str, int] = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    kinds = (*DRIFT_KINDS, *sorted(set(found) - set(DRIFT_KINDS)))
+    return SweepOverview(
+        run_id=str(row.get("RunId", "")),
+        mode=str(row.get("Mode", "")),
+        read=str(row.get("Read", "")),
+        started=row.get("Started"),
+        ended=row.get("Ended"),
+        users_seen=int(row.get("UsersSeen") or 0),
+        users_drifted=int(row.get("UsersDrifted") or 0),
+        fixes_enqueued=int(row.get("FixesEnqueued") or 0),
+        drift=tuple((kind, int(found.get(kind, 0))) for kind in kinds),
+    )
+
+
+async def take_snapshot(services: Services, *, limit: int = RECENT_FAILURES) -> Snapshot:
+    """Read the catalog (cached like every other reader), every status row and the newest sweep run.
+
+    TransientError from Graph or storage propagates: the HTTP function answers 503.
+    """
+    threshold = services.settings.low_seat_threshold
+    catalog = await services.graph.catalog()
+    tally = Tally(limit)
+    with transient("read the status table"):
+        async for row in services.storage.statuses():
+            tally.add(row)
+    with transient("read the sweep runs"):
+        runs = await latest_runs(services.storage, limit=1)
+    return Snapshot(
+        taken_at=services.clock(),
+        low_seat_threshold=threshold,
+        seats=seat_lines(catalog, threshold),
+        outcomes=tally.outcomes(),
+        sweep=sweep_overview(runs[0] if runs else None),
+        failures=tally.failures(),
+    )

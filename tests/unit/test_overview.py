@@ -1,0 +1,88 @@
+"""Pure status-page snapshot rules: what counts, which failures show, seats and the sweep summary."""
+
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+from licensing.drift import DRIFT_KINDS
+from licensing.offboarding import LEAVER
+from licensing.overview import Tally, seat_lines, sweep_overview
+from licensing.records import OUTCOMES, REQUEST_LEVEL, Outcome, StatusRecord
+from tests.unit.catalog import catalog
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def row(user: str, sku: str, outcome: str, *, minutes: int = 0, reason: str = "") -> StatusRecord:
+    # cast: one test stores an outcome a newer version might write
+    return StatusRecord(user, sku, f"{user}@contoso.example", cast("Outcome", outcome), reason, "r1", "hr",
+                        updated_at=T0 + timedelta(minutes=minutes))  # fmt: skip
+
+
+def test_outcomes_count_every_row_but_the_leaver_tombstone() -> None:
+    """Per-SKU and request-level rows count once each; the ~leaver marker does not count as 'removed'."""
+    tally = Tally()
+    for r in (
+        row("a", "EMS", "verified"), row("b", "EMS", "verified"), row("b", "INTUNE_A_D", "pending"),
+        row("c", "EMS", "removed"), row("c", LEAVER, "removed"), row("ghost", REQUEST_LEVEL, "rejected"),
+        row("_unidentified", "message-42", "rejected"), row("d", "EMSPREMIUM", "blocked"),
+    ):  # fmt: skip
+        tally.add(r)
+    counts = dict(tally.outcomes())
+    assert counts == {"assigned": 0, "verified": 2, "pending": 1, "blocked": 1, "failed": 0, "rejected": 2,
+                      "removed": 1}  # fmt: skip
+    assert [o for o, _ in tally.outcomes()] == list(OUTCOMES)
+
+
+def test_an_unexpected_outcome_is_counted_after_the_known_ones() -> None:
+    """A value written by a newer version is shown, not dropped."""
+    tally = Tally()
+    tally.add(row("a", "EMS", "paused"))
+    assert tally.outcomes()[-1] == ("paused", 1)
+
+
+def test_failures_are_the_newest_failed_blocked_or_rejected_rows_newest_first() -> None:
+    """Only failure outcomes, capped at the limit, newest first; request-level rows have no SKU."""
+    tally = Tally(limit=3)
+    tally.add(row("ok", "EMS", "verified", minutes=99))
+    for minute, outcome in enumerate(("failed", "blocked", "rejected", "failed", "blocked")):
+        tally.add(row(f"u{minute}", "EMS" if minute % 2 else REQUEST_LEVEL, outcome, minutes=minute))
+    failures = tally.failures()
+    assert [f.user_key for f in failures] == ["u4", "u3", "u2"]
+    assert [f.sku for f in failures] == [None, "EMS", None]
+    assert [f.outcome for f in failures] == ["blocked", "failed", "rejected"]
+
+
+def test_a_zero_limit_keeps_counting_and_lists_no_failures() -> None:
+    """limit=0 is a valid 'counts only' snapshot."""
+    tally = Tally(limit=0)
+    tally.add(row("a", "EMS", "failed"))
+    assert dict(tally.outcomes())["failed"] == 1
+    assert tally.failures() == ()
+
+
+def test_a_sku_is_low_when_fewer_than_the_threshold_are_free() -> None:
+    """Same rule as the SeatsLow warning: free < threshold; exactly the threshold is not low."""
+    lines = {s.part_number: s for s in seat_lines(catalog(ems_free=5, premium_free=0, edu_free=4), threshold=5)}
+    assert (lines["EMS"].free, lines["EMS"].low) == (5, False)
+    assert (lines["INTUNE_EDU"].free, lines["INTUNE_EDU"].low) == (4, True)
+    assert (lines["EMSPREMIUM"].enabled, lines["EMSPREMIUM"].consumed, lines["EMSPREMIUM"].low) == (2, 2, True)
+    assert list(lines) == sorted(lines)
+
+
+def test_sweep_summary_lists_every_kind_and_keeps_unknown_ones() -> None:
+    """The run row's JSON drift becomes (kind, findings) for every known kind, zeros included, then extras."""
+    drift_json = '{"missing-license": 3, "reclaim": 1, "new-kind": 2}'
+    run = sweep_overview({"RunId": "abc", "Mode": "report", "Read": "full", "Started": T0, "UsersSeen": 36,
+                          "UsersDrifted": 4, "Drift": drift_json})  # fmt: skip
+    assert run is not None
+    assert (run.run_id, run.mode, run.read, run.users_seen, run.users_drifted, run.ended) == (
+        "abc", "report", "full", 36, 4, None,
+    )  # fmt: skip
+    drift = dict(run.drift)
+    assert [k for k, _ in run.drift] == [*DRIFT_KINDS, "new-kind"]
+    assert (drift["missing-license"], drift["reclaim"], drift["no-rule"], drift["new-kind"]) == (3, 1, 0, 2)
+
+
+def test_no_sweep_run_means_no_summary() -> None:
+    """Before the first sweep there is nothing to show."""
+    assert sweep_overview(None) is None
