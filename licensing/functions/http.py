@@ -26,9 +26,9 @@ def respond(reply: Reply) -> func.HttpResponse:
     return func.HttpResponse(body, status_code=reply.status, mimetype=reply.content_type)
 
 
-def _unavailable(exc: TransientError) -> func.HttpResponse:
-    # Storage or Graph hiccup: the sender retries (HR systems and Graph both do on 5xx).
-    log.warning("webhook deferred: %s", exc.message)
+def unavailable(exc: TransientError) -> func.HttpResponse:
+    # Storage or Graph hiccup: the sender retries (HR systems and Graph do on 5xx; a person reloads the page).
+    log.warning("HTTP request answered 503 (retry shortly): %s", exc.message)
     return func.HttpResponse(
         json.dumps({"error": "temporarily unavailable, retry shortly"}), status_code=503,
         mimetype="application/json", headers={"Retry-After": "10"},
@@ -43,7 +43,7 @@ async def hr_events(req: func.HttpRequest) -> func.HttpResponse:
     try:
         return respond(await receive_hr_events(req.headers, req.get_body(), await composition.services()))
     except TransientError as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
 
 
 @bp.function_name("graph_notifications")
@@ -56,7 +56,7 @@ async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     try:
         return respond(await receive_notifications(req.params, req.get_body(), await composition.services()))
     except TransientError as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
 
 
 @bp.function_name("graph_lifecycle")
@@ -69,4 +69,4 @@ async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     try:
         return respond(await receive_lifecycle(req.get_body(), await composition.services(), now=utcnow()))
     except TransientError as exc:
-        return _unavailable(exc)
+        return unavailable(exc)

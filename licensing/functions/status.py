@@ -6,7 +6,7 @@ import azure.functions as func
 
 from licensing import composition
 from licensing.errors import TransientError
-from licensing.functions.http import _unavailable, respond
+from licensing.functions.http import respond, unavailable
 from licensing.functions.traced import traced_function
 from licensing.overview import take_snapshot
 from licensing.overview_render import page, requested_format
@@ -26,5 +26,5 @@ async def status_page(req: func.HttpRequest) -> func.HttpResponse:
     try:
         snapshot = await take_snapshot(await composition.services())
     except TransientError as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
     return respond(page(snapshot, wanted))
