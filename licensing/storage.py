@@ -52,6 +52,9 @@ QUEUES = (
 MAX_VISIBILITY_DELAY = 7 * 24 * 3600 - 60  # the queue service refuses anything past 7 days
 _MAX_TICKS = 10**19
 
+# Every lost ETag race means another writer's update went in, and a writer older than the row drops out, so
+# N concurrent writers of one row need at most N rounds: this covers far more than a user ever sees at once.
+STATUS_WRITE_ATTEMPTS = 32
 
 class StoragePort(Protocol):
     """What the service layer needs from storage."""
@@ -174,7 +177,7 @@ class Storage:
             entity["LastError"], entity["LastErrorAt"] = record.reason[:4000], record.updated_at
         table = self._tables.get_table_client(STATUS_TABLE)
         with transient(f"write status of {record.user_key}"):
-            for _ in range(8):
+            for _ in range(STATUS_WRITE_ATTEMPTS):
                 try:
                     current = await table.get_entity(entity["PartitionKey"], entity["RowKey"])
                 except ResourceNotFoundError:
