@@ -19,21 +19,21 @@ from licensing.verification import LicenseVerdict
 
 
 def skus(catalog: Catalog, *, plans: bool, fmt: Format, low: int) -> None:
-    """Seats per SKU (Get-MsolAccountSku), with a warning column when free seats are at or under ``low``."""
+    """Seats per SKU (Get-MsolAccountSku), with a warning column when fewer than ``low`` seats are free."""
     data = [
         {"skuId": s.id, "skuPartNumber": s.part_number, "enabled": s.enabled, "consumed": s.consumed,
-         "free": s.free, "suspended": s.suspended, "low": s.free <= low,
+         "free": s.free, "suspended": s.suspended, "low": s.low(low),
          **({"servicePlans": [{"id": p.id, "name": p.name, "appliesTo": p.applies_to} for p in s.plans]}
             if plans else {})}
         for s in catalog.skus
     ]  # fmt: skip
     columns = ["SKU", "skuId", "enabled", "consumed", "free", "suspended", "warning", *(["plans"] if plans else [])]
     rows: list[list[Cell]] = [
-        [s.part_number, s.id, s.enabled, s.consumed, s.free, s.suspended, "LOW" if s.free <= low else "",
+        [s.part_number, s.id, s.enabled, s.consumed, s.free, s.suspended, "LOW" if s.low(low) else "",
          *([" ".join(p.name for p in s.plans)] if plans else [])]
         for s in catalog.skus
     ]  # fmt: skip
-    emit(fmt, title=f"Subscribed SKUs (warning at {low} free or fewer)", columns=columns, rows=rows, data=data)
+    emit(fmt, title=f"Subscribed SKUs (LOW: fewer than {low} free)", columns=columns, rows=rows, data=data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,10 @@ class Sku:
         """Seats that can still be assigned."""
         return max(self.enabled - self.consumed, 0)
 
+    def low(self, threshold: int) -> bool:
+        """Fewer than ``threshold`` seats free (LICENSING_LOW_SEAT_THRESHOLD): the CLI, page and warning agree."""
+        return self.free < threshold
+
     def plan_named(self, name: str) -> ServicePlan | None:
         """The plan with this service plan name (case-insensitive), if the SKU has it."""
         wanted = name.casefold()

@@ -87,7 +87,7 @@ def is_request_level(sku: str) -> bool:
 def seat_lines(catalog: Catalog, threshold: int) -> tuple[SeatLine, ...]:
     """Seats per SKU, by part number. ``low`` uses the rule seats.warn_low_seats warns by: free < threshold."""
     return tuple(
-        SeatLine(s.part_number, s.id, s.enabled, s.consumed, s.suspended, s.free, s.free < threshold)
+        SeatLine(s.part_number, s.id, s.enabled, s.consumed, s.suspended, s.free, s.low(threshold))
         for s in sorted(catalog.skus, key=lambda s: s.part_number.casefold())
     )
 

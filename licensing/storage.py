@@ -56,6 +56,7 @@ _MAX_TICKS = 10**19
 # N concurrent writers of one row need at most N rounds: this covers far more than a user ever sees at once.
 STATUS_WRITE_ATTEMPTS = 32
 
+
 class StoragePort(Protocol):
     """What the service layer needs from storage."""
 

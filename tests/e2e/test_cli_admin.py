@@ -161,7 +161,7 @@ async def test_skus_csv_flags_low_seats_at_the_setting(
     tenant: EmulatedTenant, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`skus --csv` has the seat columns; LICENSING_LOW_SEAT_THRESHOLD decides which SKUs are LOW."""
-    monkeypatch.setenv("LICENSING_LOW_SEAT_THRESHOLD", str(tenant.state.free_units(EMS)))
+    monkeypatch.setenv("LICENSING_LOW_SEAT_THRESHOLD", str(tenant.state.free_units(EMS) + 1))
     code, out, _ = await cli("skus", "--csv")
     rows = {r["SKU"]: r for r in _csv(out)}
     assert code == 0
@@ -172,6 +172,9 @@ async def test_skus_csv_flags_low_seats_at_the_setting(
         for s in tenant.state.skus.values()
         if tenant.state.free_units(s.id) <= tenant.state.free_units(EMS)
     }
+    monkeypatch.setenv("LICENSING_LOW_SEAT_THRESHOLD", str(tenant.state.free_units(EMS)))  # exactly that many free
+    _, out, _ = await cli("skus", "--csv")
+    assert {r["SKU"]: r["warning"] for r in _csv(out)}["EMS"] == ""
 
 
 async def test_policy_check_offline_and_against_the_tenant_with_what_if(tenant: EmulatedTenant, cli: Cli) -> None:
