@@ -55,6 +55,7 @@ bench: install  ## performance figures (tables: ours vs the naive way); not part
 	$(PY) -m tests.bench.webhook
 	$(PY) -m tests.bench.sweep
 	$(PY) -m tests.bench.throughput
+	$(PY) -m tests.bench.status_page
 
 soak: install  ## the soak test at full size (2,000 requests); make test runs it at 60
 	SOAK_USERS=2000 $(PY) -m pytest -q -s tests/e2e/test_soak.py

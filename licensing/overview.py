@@ -6,6 +6,7 @@ everything else here is pure, so the counting rules are tested with plain data.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import json
@@ -24,6 +25,7 @@ from licensing.storage import transient
 from licensing.sweep_store import latest_runs
 
 FAILURE_OUTCOMES = frozenset({"failed", "blocked", "rejected"})
+OUTLINE = ("PartitionKey", "RowKey", "Outcome", "UpdatedAt")  # the status columns the counting reads
 RECENT_FAILURES = 20
 
 
@@ -106,7 +108,8 @@ class Tally:
 
     limit: int = RECENT_FAILURES
     counts: Counter[str] = field(default_factory=Counter)
-    _newest: list[tuple[datetime, int, Failure]] = field(default_factory=list, init=False)  # min-heap, oldest on top
+    # a min-heap of the newest failures, the oldest of them on top
+    _newest: list[tuple[datetime, int, StatusRecord]] = field(default_factory=list, init=False)
     _order: itertools.count[int] = field(default_factory=itertools.count, init=False)
 
     def add(self, row: StatusRecord) -> None:
@@ -116,11 +119,7 @@ class Tally:
         self.counts[row.outcome] += 1
         if row.outcome not in FAILURE_OUTCOMES or self.limit <= 0:
             return
-        failure = Failure(
-            row.user_key, row.user_principal_name, None if is_request_level(row.sku) else row.sku,
-            row.outcome, row.reason, row.updated_at,
-        )  # fmt: skip
-        item = (row.updated_at, next(self._order), failure)
+        item = (row.updated_at, next(self._order), row)
         if len(self._newest) < self.limit:
             heapq.heappush(self._newest, item)
         else:
@@ -131,9 +130,19 @@ class Tally:
         extra = sorted(set(self.counts) - set(OUTCOMES))
         return tuple((outcome, self.counts[outcome]) for outcome in (*OUTCOMES, *extra))
 
+    def newest(self) -> tuple[StatusRecord, ...]:
+        """The rows of the newest failures, newest first."""
+        return tuple(row for _, _, row in sorted(self._newest, reverse=True))
+
     def failures(self) -> tuple[Failure, ...]:
         """The newest failures, newest first."""
-        return tuple(f for _, _, f in sorted(self._newest, reverse=True))
+        return tuple(failure_of(row) for row in self.newest())
+
+
+def failure_of(row: StatusRecord) -> Failure:
+    """A failed, blocked or rejected row as the page lists it (``sku`` None for a request-level row)."""
+    sku = None if is_request_level(row.sku) else row.sku
+    return Failure(row.user_key, row.user_principal_name, sku, row.outcome, row.reason, row.updated_at)
 
 
 def sweep_overview(row: Mapping[str, Any] | None) -> SweepOverview | None:
@@ -165,8 +174,11 @@ async def take_snapshot(services: Services, *, limit: int = RECENT_FAILURES) -> 
     catalog = await services.graph.catalog()
     tally = Tally(limit)
     with transient("read the status table"):
-        async for row in services.storage.statuses():
+        # Only the columns the counting needs: the table holds a row per user and SKU, and the wide columns
+        # (reasons, plan statuses) of every row would triple the scan. The few failures shown are read whole.
+        async for row in services.storage.statuses(select=OUTLINE):
             tally.add(row)
+        rows = await asyncio.gather(*(services.storage.status(r.user_key, r.sku) for r in tally.newest()))
     with transient("read the sweep runs"):
         runs = await latest_runs(services.storage, limit=1)
     return Snapshot(
@@ -175,5 +187,6 @@ async def take_snapshot(services: Services, *, limit: int = RECENT_FAILURES) -> 
         seats=seat_lines(catalog, threshold),
         outcomes=tally.outcomes(),
         sweep=sweep_overview(runs[0] if runs else None),
-        failures=tally.failures(),
+        # A row that is no longer a failure (fixed since the scan) is left out rather than shown stale.
+        failures=tuple(failure_of(r) for r in rows if r is not None and r.outcome in FAILURE_OUTCOMES),
     )

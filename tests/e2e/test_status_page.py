@@ -304,3 +304,35 @@ async def test_storage_or_graph_trouble_is_a_503_with_retry_after(
     async with aiohttp.ClientSession() as session, session.get(status_url(http)) as response:
         assert response.status == 503
         assert response.headers["Retry-After"] == "10"
+
+
+async def test_failures_are_read_whole_and_one_fixed_since_the_scan_is_left_out(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan reads four columns; the newest failures are then read whole, and one verified meanwhile drops out."""
+    from licensing.overview import OUTLINE, take_snapshot  # noqa: PLC0415  # the service under test, not the page
+
+    for name in ("stale", "still"):
+        await services.storage.put_status(StatusRecord(f"u-{name}", "EMS", f"{name}@contoso.onmicrosoft.com",
+                                                       "failed", f"why {name}", "r", "hr"))  # fmt: skip
+    scanned: list[tuple[str, ...] | None] = []
+    real_statuses, real_status = services.storage.statuses, services.storage.status
+
+    def statuses(*args: Any, select: tuple[str, ...] | None = None, **kwargs: Any) -> AsyncIterator[StatusRecord]:
+        scanned.append(select)
+        return real_statuses(*args, select=select, **kwargs)
+
+    async def status(user_key: str, sku: str) -> StatusRecord | None:
+        if user_key == "u-stale":  # fixed between the scan and this read
+            await services.storage.put_status(StatusRecord(user_key, sku, "stale@contoso.onmicrosoft.com", "verified",
+                                                           "ok now", "r2", "hr"))  # fmt: skip
+        return await real_status(user_key, sku)
+
+    monkeypatch.setattr(services.storage, "statuses", statuses)
+    monkeypatch.setattr(services.storage, "status", status)
+    snapshot = await take_snapshot(services)
+    assert scanned == [OUTLINE]
+    assert [(f.user_principal_name, f.reason) for f in snapshot.failures] == [
+        ("still@contoso.onmicrosoft.com", "why still")
+    ]
+    assert dict(snapshot.outcomes)["failed"] == 2  # counted as the scan saw them
