@@ -102,10 +102,16 @@ def configure(settings: Settings) -> bool:
             )
         else:  # the worker configured it (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY): use it, do not stack one
             log.info("an OpenTelemetry SDK is already set up in this process; exporting through it")
-        _only_ours()
     except Exception:
         log.exception("telemetry could not be set up; running without it")
         return False
+    try:
+        _only_ours()
+    except Exception:
+        # Exporting has started: without the filter, library spans (kiota's carry the UPN in the URL) would go
+        # out too. Stop tracing altogether rather than send them; metrics carry no user and stay on.
+        log.exception("could not restrict tracing to the app's own spans; traces are switched off")
+        _stop_tracing()
     _state.exporting = True
     log.info("telemetry exported to Application Insights")
     return True
@@ -122,6 +128,14 @@ def _only_ours() -> None:
         provider._set_tracer_configurator(
             tracer_configurator=lambda scope: _TracerConfig(is_enabled=scope.name == SCOPE)
         )
+
+
+def _stop_tracing() -> None:
+    provider = trace.get_tracer_provider()
+    shutdown = getattr(provider, "shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    _state.instruments = _instruments(trace.NoOpTracerProvider(), None)
 
 
 def use(tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None) -> None:

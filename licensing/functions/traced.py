@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -49,7 +50,13 @@ def traced_function(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable
                 result = await handler(*args, **kwargs)
             except BaseException as exc:  # cancellation too: the invocation did not complete
                 span.set_attribute(OUTCOME, "error")
-                span.record_exception(exc, escaped=True)
+                # The type and where, never the message: ours name the user ("Graph refused to read user ada@…").
+                where = "".join(traceback.format_tb(exc.__traceback__)) + type(exc).__name__
+                span.record_exception(
+                    exc,
+                    escaped=True,
+                    attributes={"exception.message": type(exc).__name__, "exception.stacktrace": where},
+                )
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
             if isinstance(result, func.HttpResponse):

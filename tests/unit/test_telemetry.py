@@ -126,3 +126,21 @@ def test_assignments_count_licenses_not_the_leaver_tombstone(otel: Recorded) -> 
     assert sorted((a["kind"], a["sku"], v) for a, v in otel.points("licensing.assignments")) == [
         ("assigned", "EMS", 1), ("removed", "EMS", 1),
     ]  # fmt: skip
+
+
+def test_if_tracing_cannot_be_limited_to_our_spans_it_is_switched_off(
+    monkeypatch: pytest.MonkeyPatch, distro: list[dict[str, Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Exporting started but the scope filter failed: no span is recorded at all (library spans carry UPNs)."""
+
+    def no_filter() -> None:
+        raise AttributeError("_set_tracer_configurator")
+
+    monkeypatch.setattr(telemetry, "_only_ours", no_filter)
+    monkeypatch.setattr(telemetry._state, "instruments", telemetry._state.instruments)  # restored afterwards
+    settings = Settings.from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION})
+    with caplog.at_level(logging.ERROR, logger="licensing.telemetry"):
+        assert telemetry.configure(settings) is True  # metrics still go out
+    assert "traces are switched off" in caplog.text
+    with telemetry.tracer().start_as_current_span("function onboard") as span:
+        assert not span.is_recording()

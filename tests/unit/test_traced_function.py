@@ -129,9 +129,11 @@ async def test_invocation_span_is_a_child_of_the_hosts_and_names_the_message(ote
 async def test_raising_handler_fails_its_span_and_the_exception_still_propagates(otel: Recorded) -> None:
     """An exception is recorded on the span (error status, outcome error) and raised again for the host."""
 
+    who = "ada.lovelace" + "@contoso.onmicrosoft.com"  # at run time only, as in the app's own messages
+
     @traced_function
     async def verify(msg: func.QueueMessage) -> None:
-        raise RuntimeError("storage down")
+        raise RuntimeError(f"storage down while reading {who}")
 
     with pytest.raises(RuntimeError, match="storage down"):
         await verify(_message())
@@ -140,6 +142,10 @@ async def test_raising_handler_fails_its_span_and_the_exception_still_propagates
     assert span.status.status_code is StatusCode.ERROR
     assert (span.attributes or {})["licensing.outcome"] == "error"
     assert [e.attributes["exception.type"] for e in span.events if e.attributes] == ["RuntimeError"]
+    [event] = span.events
+    exported = " ".join(str(v) for v in (event.attributes or {}).values())
+    assert "@" not in exported  # our messages name users: only the type and the stack leave the process
+    assert "test_traced_function.py" in exported  # where it happened is kept
 
 
 @pytest.mark.parametrize(("status", "outcome", "code"), [(202, "ok", StatusCode.UNSET), (401, "rejected",
