@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from licensing.model import Catalog, Sku, UserFacts
 from licensing.planning import AssignmentPlan, DesiredLicense
+from licensing.verification import LicenseVerdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +111,20 @@ def seats_needed(plans: dict[str, AssignmentPlan], catalog: Catalog) -> list[str
             name = sku.part_number if sku else sku_id
             warnings.append(f"{count} users need a new {name} seat but only {max(free, 0)} are free")
     return warnings
+
+
+def against_assignment(
+    verdict: LicenseVerdict, desired: DesiredLicense, user: UserFacts, catalog: Catalog
+) -> LicenseVerdict:
+    """A verdict that also checks the direct assignment's disabled set: a plan the assignment leaves enabled
+    although the policy disables it is "failed" at once, not "pending" while Graph provisions the wrong thing."""
+    held = user.direct(desired.sku_id)
+    have = frozenset(p.lower() for p in held.disabled_plans) if held else None
+    if have is None or have == desired.disabled_plan_ids or verdict.outcome == "failed":
+        return verdict
+    sku = catalog.by_id(desired.sku_id)
+    names = {p.id.lower(): p.name for p in sku.plans} if sku else {}
+    shown = ", ".join(sorted(names.get(i, i) for i in have)) or "none"
+    reason = (f"{desired.part_number} is assigned with disabled plans {shown}; the policy disables "
+              f"{', '.join(desired.disabled_plan_names) or 'none'}")  # fmt: skip
+    return replace(verdict, outcome="failed", reason=reason)

@@ -7,12 +7,17 @@ Every command prints a table, or JSON with --json, or CSV with --csv. Exit codes
   2  bad command line or users file (argparse's usage errors too)
   3  an expected failure, printed as one line per problem on stderr: Graph refused, a user is unknown,
      no seats, the policy or settings are invalid (for many users: at least one of them failed)
+  4  an unexpected error (a bug): one line on stderr; --debug shows the traceback
+  130  interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 
 from licensing import cli_policy, cli_records, cli_users
@@ -24,8 +29,15 @@ from licensing.graph import GraphGateway
 from licensing.records import OUTCOMES
 from licensing.settings import Settings
 
-EXIT_USAGE, EXIT_ERROR = 2, 3
+EXIT_USAGE, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 3, 4, 130
 Command = Callable[[argparse.Namespace, Settings, GraphGateway], Awaitable[int]]
+
+
+def _country(text: str) -> str:
+    """--usage-location: an ISO 3166-1 alpha-2 code, upper-cased (Graph refuses anything else)."""
+    if len(text) != 2 or not text.isascii() or not text.isalpha():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a two-letter country code (e.g. US, DE)")
+    return text.upper()
 
 
 def _users(p: argparse.ArgumentParser) -> None:
@@ -40,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     out = fmt.add_mutually_exclusive_group()
     out.add_argument("--json", dest="format", action="store_const", const="json", help="JSON output")
     out.add_argument("--csv", dest="format", action="store_const", const="csv", help="CSV output")
+    fmt.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
     fmt.set_defaults(format="table")
     parser = argparse.ArgumentParser(
         prog="licensing",
@@ -55,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     assign.add_argument("--sku", required=True, help="SKU part number, e.g. EMS")
     assign.add_argument("--disable", action="append", default=[], metavar="PLAN", help="plan name; repeat")
     assign.add_argument("--keep-disabled", action="store_true", help="add to the plans already disabled")
-    assign.add_argument("--usage-location", help="ISO country code to set where the user has none")
+    assign.add_argument("--usage-location", type=_country, help="ISO country code to set where the user has none")
     assign.add_argument("--dry-run", action="store_true", help="print the Graph requests instead of sending")
     remove = sub.add_parser("remove", parents=[fmt], help="remove a directly assigned SKU (never a group's)")
     _users(remove)
@@ -109,6 +122,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LicensingError as exc:
         problem(name, exc.message)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        problem(name, "interrupted; users already done stay done (re-run to continue: done users are unchanged)")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `licensing skus --json | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        problem(name, f"unexpected {type(exc).__name__}: {exc} (a bug; --debug shows where)")
+        return EXIT_BUG
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:

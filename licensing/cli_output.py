@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -21,7 +22,7 @@ Format = Literal["table", "json", "csv"]
 Cell = str | int | float | bool | None
 _STYLE = {"Success": "green", "Disabled": "dim", "Error": "red", "verified": "green", "failed": "red",
           "removed": "green", "assigned": "green", "blocked": "magenta", "rejected": "red"}  # fmt: skip
-NUMERIC = {"enabled", "consumed", "free", "suspended", "count", "warning"}
+NUMERIC = {"enabled", "consumed", "free", "suspended", "count"}
 
 
 def console(*, stderr: bool = False) -> Console:
@@ -29,10 +30,15 @@ def console(*, stderr: bool = False) -> Console:
     return Console(highlight=False, soft_wrap=True, stderr=stderr)
 
 
+def esc(text: object) -> str:
+    """Data as literal text in rich markup: a reason or UPN holding "[bold]" or "[/]" is printed, not obeyed."""
+    return escape(str(text))
+
+
 def styled(text: str) -> str:
-    """Colour a status word the way the tables do."""
+    """Colour a status word the way the tables do; any other text is escaped (it may come from a message)."""
     style = _STYLE.get(text, "yellow" if text.startswith("Pending") or text == "pending" else "")
-    return f"[{style}]{text}[/]" if style else text
+    return f"[{style}]{esc(text)}[/]" if style else esc(text)
 
 
 def print_json(data: object) -> None:
@@ -48,12 +54,12 @@ def print_csv(columns: Sequence[str], rows: Sequence[Sequence[Cell]]) -> None:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, style: bool = True) -> None:
-    """A rich table; status words coloured."""
+    """A rich table; status words coloured, every cell escaped. ``title`` is markup: escape data in it."""
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="right" if column in NUMERIC else "left", overflow="fold")
     for row in rows:
-        table.add_row(*(styled(str(c)) if style and isinstance(c, str) else ("" if c is None else str(c)) for c in row))
+        table.add_row(*(styled(c) if style and isinstance(c, str) else ("" if c is None else esc(c)) for c in row))
     console().print(table)
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-from licensing.cli_output import Cell, console, emit, print_json, problem
+from licensing.cli_output import Cell, console, emit, esc, print_json, problem
+from licensing.errors import UserNotFound
 from licensing.graph import GraphGateway
 from licensing.graph_bulk import BulkReader
 from licensing.graph_json import user_from_json
@@ -33,11 +35,20 @@ def _rules(policy: Policy) -> list[list[Cell]]:
     return rows
 
 
-async def _sample(args: argparse.Namespace, graph: GraphGateway) -> list[UserFacts]:
+async def _sample(args: argparse.Namespace, graph: GraphGateway) -> list[UserFacts | WhatIf]:
+    """The --user users (an unknown one becomes a what-if row saying so), else the first --sample users."""
     if args.user:
-        return [await graph.get_user(u) for u in args.user]
-    async for page in BulkReader(graph).users(page_size=max(args.sample, 1)):
-        return [user_from_json(u) for u in page[: args.sample]]
+        found: list[UserFacts | WhatIf] = []
+        for name in args.user:
+            try:
+                found.append(await graph.get_user(name))
+            except UserNotFound as exc:
+                found.append(WhatIf(name, "-", "not found", exc.message))
+        return found
+    # aclosing: stop paging (and cancel the prefetched next page) before the Graph client closes
+    async with aclosing(BulkReader(graph).users(page_size=max(args.sample, 1))) as pages:
+        async for page in pages:
+            return [user_from_json(u) for u in page[: args.sample]]
     return []
 
 
@@ -50,7 +61,8 @@ async def check(args: argparse.Namespace, settings: Settings, graph: GraphGatewa
         catalog = await graph.catalog()
         report = check_against(policy, catalog)
         if not report.errors and (args.sample > 0 or args.user):
-            whatifs = [what_if(u, policy, catalog) for u in await _sample(args, graph)]
+            sample = await _sample(args, graph)
+            whatifs = [u if isinstance(u, WhatIf) else what_if(u, policy, catalog) for u in sample]
     _render(path, policy, report, whatifs, args.format, against_tenant=args.against_tenant)
     if report.errors:
         problem("policy check", f"{path.name}: {len(report.errors)} name(s) do not resolve in this tenant; "
@@ -81,15 +93,18 @@ def _render(
         emit("csv", title="", columns=["kind", "subject", "what", "detail"], rows=rows)
         return
     out = console()
-    emit("table", title=f"Policy {path.name}: valid", columns=["rule", "match", "SKU", "disabledPlans"], rows=rules)
+    emit(
+        "table", title=f"Policy {esc(path.name)}: valid", columns=["rule", "match", "SKU", "disabledPlans"], rows=rules
+    )
     for e in report.errors:
-        out.print(f"[red]error:[/] {e}")
+        out.print(f"[red]error:[/] {esc(e)}")
     for w in report.warnings:
-        out.print(f"[yellow]warning:[/] {w}")
+        out.print(f"[yellow]warning:[/] {esc(w)}")
     for u in report.unreviewed:
-        out.print(f"[yellow]{u.sku}[/] has plans the policy never mentions, enabled for rule(s) "
-                  f"{', '.join(u.rules) or '(companion only)'}: {', '.join(u.plans)}. Disable them in the rules or "
-                  f"list them under reviewedPlans.{u.sku} once reviewed.")  # fmt: skip
+        names = ", ".join(u.rules) or "(companion only)"
+        text = (f"has plans the policy never mentions, enabled for rule(s) {names}: {', '.join(u.plans)}. "
+                f"Disable them in the rules or list them under reviewedPlans.{u.sku} once reviewed.")  # fmt: skip
+        out.print(f"[yellow]{esc(u.sku)}[/] {esc(text)}")
     if whatifs:
         emit("table", title="What-if (nothing sent)", columns=["user", "rule", "action", "detail"],
              rows=[[w.user, w.rule, w.action, w.detail] for w in whatifs])  # fmt: skip

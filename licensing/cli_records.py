@@ -14,9 +14,9 @@ from licensing.cli_input import CommandLineError
 from licensing.composition import Services
 from licensing.graph import GraphGateway
 from licensing.messages import LICENSE_REQUESTS_QUEUE
-from licensing.records import StatusRecord
+from licensing.records import UNIDENTIFIED, StatusRecord
 from licensing.settings import Settings
-from licensing.storage import Storage
+from licensing.storage import Storage, transient
 from licensing.sweep import run_sweep
 
 EXIT_ERROR = 3
@@ -32,11 +32,12 @@ def age(text: str) -> timedelta:
 
 async def _rows(args: argparse.Namespace, storage: Storage) -> list[StatusRecord]:
     cutoff = datetime.now(UTC) - age(args.since) if args.since else None
-    rows = [
-        r
-        async for r in storage.statuses(args.user, outcome=args.outcome)
-        if not r.sku.startswith("~") and (cutoff is None or r.updated_at >= cutoff)
-    ]
+    with transient("read the LicenseStatus table"):  # unreachable storage: one line, exit 3
+        rows = [
+            r
+            async for r in storage.statuses(args.user, outcome=args.outcome)
+            if not r.sku.startswith("~") and (cutoff is None or r.updated_at >= cutoff)
+        ]
     return sorted(rows, key=lambda r: r.updated_at, reverse=True)
 
 
@@ -56,7 +57,8 @@ async def requeue(args: argparse.Namespace, settings: Settings, graph: GraphGate
     storage = Storage.from_settings(settings.require_storage())
     try:
         rows = await _rows(args, storage)
-        users = list(dict.fromkeys(r.user_key for r in rows))
+        # A message that named no user (_unidentified) cannot succeed on a second try: it stays recorded.
+        users = list(dict.fromkeys(r.user_key for r in rows if r.user_key != UNIDENTIFIED))
         for user in users:
             request_id = f"requeue-{uuid.uuid4().hex[:12]}"
             await storage.send(LICENSE_REQUESTS_QUEUE, {"user": user, "source": "manual", "requestId": request_id})

@@ -11,7 +11,7 @@ from typing import Any
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from licensing.admin_plans import GraphRequest, RemovalPlan
-from licensing.cli_output import Cell, Format, console, emit, print_json, styled
+from licensing.cli_output import Cell, Format, console, emit, esc, print_json, styled
 from licensing.model import Catalog, ObservedLicense
 from licensing.planning import AssignmentPlan, DesiredLicense
 from licensing.records import StatusRecord
@@ -27,7 +27,8 @@ def skus(catalog: Catalog, *, plans: bool, fmt: Format, low: int) -> None:
             if plans else {})}
         for s in catalog.skus
     ]  # fmt: skip
-    columns = ["SKU", "skuId", "enabled", "consumed", "free", "suspended", "warning", *(["plans"] if plans else [])]
+    # "low", not "warning": Graph's prepaidUnits.warning means seats in their grace period
+    columns = ["SKU", "skuId", "enabled", "consumed", "free", "suspended", "low", *(["plans"] if plans else [])]
     rows: list[list[Cell]] = [
         [s.part_number, s.id, s.enabled, s.consumed, s.free, s.suspended, "LOW" if s.low(low) else "",
          *([" ".join(p.name for p in s.plans)] if plans else [])]
@@ -92,7 +93,7 @@ def user_results(
     out = console()
     for r in results:
         for q in r.requests if dry_run else ():
-            out.print(f"Would send {q.method} {q.url}  [dim]({r.user})[/]")
+            out.print(f"Would send {q.method} {esc(q.url)}  [dim]({esc(r.user)})[/]")
             out.print_json(json.dumps(q.body))
     emit("table", title=f"{command}{' (dry run: nothing sent)' if dry_run else ''}", columns=columns[:5],
          rows=[row[:5] for row in rows])  # fmt: skip
@@ -100,9 +101,9 @@ def user_results(
     for r in results:
         counts[r.action] = counts.get(r.action, 0) + 1
     skus_ = sorted({r.sku for r in results if r.sku})
-    out.print(f"{'/'.join(skus_) or command}: " + ", ".join(f"{styled(k)} {v}" for k, v in sorted(counts.items())))
+    out.print(f"{esc('/'.join(skus_) or command)}: " + ", ".join(f"{styled(k)} {v}" for k, v in sorted(counts.items())))
     for note in notes:
-        out.print(f"[yellow]warning:[/] {note}")
+        out.print(f"[yellow]warning:[/] {esc(note)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,15 +150,15 @@ def verifications(results: Sequence[UserVerification], fmt: Format) -> None:
     out = console()
     for r in results:
         if r.error:
-            out.print(f"[red]{r.user}: {r.error}[/]")
+            out.print(f"[red]{esc(r.user)}: {esc(r.error)}[/]")
         for v in r.verdicts:
-            emit("table", title=f"{r.user}: {v.part_number} ({styled(v.outcome)}, rule {r.rule})",
+            emit("table", title=f"{esc(r.user)}: {esc(v.part_number)} ({styled(v.outcome)}, rule {esc(r.rule)})",
                  columns=columns[4:], rows=[[c.name, c.status, c.expected] for c in v.checks])  # fmt: skip
             if v.outcome != "verified":
-                out.print(f"  {v.reason}")
+                out.print(f"  {esc(v.reason)}")
         for o in r.others:
-            emit("table", title=f"{r.user}: {o.part_number} (not managed by the policy)", columns=columns[4:6],
-                 rows=[[p.name, p.status] for p in o.plans])  # fmt: skip
+            title = f"{esc(r.user)}: {esc(o.part_number)} (not managed by the policy)"
+            emit("table", title=title, columns=columns[4:6], rows=[[p.name, p.status] for p in o.plans])
     if len(results) > 1:
         good = sum(r.as_expected for r in results)
         out.print(f"{good} of {len(results)} users as expected")
@@ -192,10 +193,10 @@ def sweep_summary(summary: dict[str, Any], *, fmt: Format) -> None:
                               ["users with drift", f"{summary['usersDrifted']:,}"]]  # fmt: skip
     rows += [[f"  {kind}", f"{count:,}"] for kind, count in summary["drift"].items()]
     rows += [["fixes queued", f"{summary['fixesEnqueued']:,}"], ["Graph requests", f"{summary['graphRequests']:,}"]]
-    title = f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode)"
+    title = esc(f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode)")
     emit("table", title=title, columns=["", "count"], rows=rows)
     if summary["report"]:
-        console().print(f"report: blob {summary['report']}")
+        console().print(f"report: blob {esc(summary['report'])}")
 
 
 def statuses(rows: Sequence[StatusRecord], *, fmt: Format) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from licensing import cli_render as render
-from licensing.admin_plans import assignment_requests, keep_disabled, plan_removal, seats_needed
+from licensing.admin_plans import against_assignment, assignment_requests, keep_disabled, plan_removal, seats_needed
 from licensing.cli_input import CommandLineError, UserRow, combine, parse_users_file
 from licensing.cli_output import problem, progress_bar
-from licensing.errors import LicensingError, PolicyError
+from licensing.errors import LicensingError, PolicyError, UsageLocationMissing
 from licensing.graph import GraphGateway
 from licensing.planning import AssignmentPlan, DesiredLicense, desired_licenses, plan_changes, resolve
 from licensing.policy import LicenseSpec, load_policy
@@ -34,9 +34,17 @@ def users_of(args: argparse.Namespace) -> list[UserRow]:
     if args.from_file:
         path = Path(args.from_file)
         try:
-            text = path.read_text(encoding="utf-8-sig")  # Excel writes a byte-order mark
+            raw = path.read_bytes()
         except OSError as exc:
             raise CommandLineError(f"cannot read {path}: {exc.strerror}") from None
+        # Excel's "CSV UTF-8" starts with a byte-order mark; PowerShell 5's Out-File writes UTF-16 with one.
+        encoding = "utf-16" if raw[:2] in {b"\xff\xfe", b"\xfe\xff"} else "utf-8-sig"
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            raise CommandLineError(
+                f"{path} is neither UTF-8 nor UTF-16 text; save it as CSV UTF-8 (Export-Csv -Encoding utf8)"
+            ) from None
         rows = parse_users_file(text, source=path.name)
     return combine(args.users, rows)
 
@@ -58,6 +66,10 @@ async def for_each(
     return [results[i] for i in range(len(rows))]
 
 
+def _expected(desired: DesiredLicense) -> ExpectedLicense:
+    return ExpectedLicense(desired.sku_id, desired.part_number, desired.disabled_plan_ids)
+
+
 def _failed(command: str, row: UserRow, exc: LicensingError) -> render.UserResult:
     problem(command, f"{row.user}: {exc.message}")
     return render.UserResult(row.user, "", "failed", (), exc.message)
@@ -75,7 +87,13 @@ async def assign(args: argparse.Namespace, settings: Settings, graph: GraphGatew
             user = await graph.get_user(row.user)
             want = keep_disabled(desired, user, catalog) if args.keep_disabled else desired
             location = row.usage_location or args.usage_location
-            plan = plan_changes(user, (want,), catalog, rule="command line", usage_location=location)
+            try:
+                plan = plan_changes(user, (want,), catalog, rule="command line", usage_location=location)
+            except UsageLocationMissing:
+                raise UsageLocationMissing(
+                    f"{user.user_principal_name} has no usage location; pass --usage-location (e.g. US) or give "
+                    "the users file a usageLocation column"
+                ) from None
             plans[user.id] = plan
             requests = assignment_requests(user, plan)
             if not args.dry_run:
@@ -142,7 +160,7 @@ async def verify(args: argparse.Namespace, settings: Settings, graph: GraphGatew
             problem("verify", f"{row.user}: {exc.message}")
             return render.UserVerification(row.user, "", (), (), error=exc.message)
         verdicts = tuple(
-            verify_license(ExpectedLicense(d.sku_id, d.part_number, d.disabled_plan_ids), observed.get(d.sku_id))
+            against_assignment(verify_license(_expected(d), observed.get(d.sku_id)), d, user, catalog)
             for d in expected.values()
         )
         others = tuple(o for sku_id, o in observed.items() if sku_id not in expected)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -58,7 +58,7 @@ class BulkReader:
 
     async def users(
         self, select: Sequence[str] = SWEEP_SELECT, *, page_size: int = 999
-    ) -> AsyncIterator[list[dict[str, Any]]]:
+    ) -> AsyncGenerator[list[dict[str, Any]], None]:
         """Every user, 999 per page, following @odata.nextLink; the next page is fetched while one is used."""
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(select=list(select), top=page_size)
         config = RequestConfiguration(query_parameters=query)

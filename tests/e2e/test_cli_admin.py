@@ -15,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from licensing import cli_render
+from licensing.dev.azurite import Azurite, free_port
 from licensing.dev.tenant import EmulatedTenant
 from licensing.dev.tenant.model import Assignment, ServicePlan
-from tests.conftest import REPO
+from licensing.records import StatusRecord
+from licensing.settings import Settings
+from licensing.storage import Storage
+from tests.conftest import REPO, wipe_storage
 from tests.e2e.test_cli import Cli, cli, cli_env
 from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
 
@@ -166,15 +171,15 @@ async def test_skus_csv_flags_low_seats_at_the_setting(
     rows = {r["SKU"]: r for r in _csv(out)}
     assert code == 0
     assert int(rows["EMS"]["free"]) == tenant.state.free_units(EMS)
-    assert rows["EMS"]["warning"] == "LOW"
-    assert {k for k, r in rows.items() if r["warning"] == "LOW"} == {
+    assert rows["EMS"]["low"] == "LOW"
+    assert {k for k, r in rows.items() if r["low"] == "LOW"} == {
         s.part_number
         for s in tenant.state.skus.values()
         if tenant.state.free_units(s.id) <= tenant.state.free_units(EMS)
     }
     monkeypatch.setenv("LICENSING_LOW_SEAT_THRESHOLD", str(tenant.state.free_units(EMS)))  # exactly that many free
     _, out, _ = await cli("skus", "--csv")
-    assert {r["SKU"]: r["warning"] for r in _csv(out)}["EMS"] == ""
+    assert {r["SKU"]: r["low"] for r in _csv(out)}["EMS"] == ""
 
 
 async def test_policy_check_offline_and_against_the_tenant_with_what_if(tenant: EmulatedTenant, cli: Cli) -> None:
@@ -263,3 +268,98 @@ async def test_progress_bar_shows_on_a_terminal(tenant: EmulatedTenant) -> None:
     assert out.count(b"assigned") >= 3
     assert b"3/3" not in out
     assert tenant.state.requests[ASSIGN] == 3
+
+
+async def test_data_that_looks_like_markup_is_printed_not_obeyed(
+    tenant: EmulatedTenant, cli: Cli, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reason or user holding "[/b] [bold]" (it can come from a sender's message) prints as it is, no crash."""
+    await wipe_storage(azurite.connection_string)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    storage = Storage.from_settings(Settings.from_env().require_storage())
+    await storage.ensure_created()
+    await storage.put_status(
+        StatusRecord("u-x", "-", "x@contoso.onmicrosoft.com", "rejected", "[/b] [bold]x", "r", "hr")
+    )
+    await storage.close()
+    code, out, err = await cli("status")
+    assert (code, err) == (0, "")
+    assert "[/b] [bold]x" in out
+    code, out, err = await cli("assign", "c[/]@contoso.onmicrosoft.com", "--sku", "EMS")
+    assert code == 3
+    assert "c[/]@" in out  # printed literally (the table may fold the rest onto the next line)
+    assert len(err.strip().splitlines()) == 1
+
+
+async def test_unreachable_storage_is_one_line_and_exit_3(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`status` with storage down says which table it could not read, no traceback."""
+    port = free_port()
+    monkeypatch.setenv(
+        "AzureWebJobsStorage", Azurite(table_port=port, queue_port=port, blob_port=port).connection_string
+    )
+    code, _, err = await cli("status")
+    assert code == 3
+    assert err.startswith("licensing status: storage failed to read the LicenseStatus table")
+    assert "Traceback" not in err
+
+
+async def test_utf16_users_file_from_powershell_is_read(tenant: EmulatedTenant, cli: Cli, tmp_path: Path) -> None:
+    """PowerShell 5's Out-File writes UTF-16 with a byte-order mark: read as such, not refused."""
+    user = hire(tenant, "utf16")
+    listing = tmp_path / "users.txt"
+    listing.write_text(f"UserPrincipalName\r\n{user.user_principal_name}\r\n", encoding="utf-16")
+    code, out, _ = await cli("assign", "--from-file", str(listing), "--sku", "EMS", "--json")
+    assert code == 0
+    assert [r["action"] for r in json.loads(out)["results"]] == ["assigned"]
+    listing.write_bytes(b"upn\n\xff\xfe\xfa broken\n")
+    code, _, err = await cli("assign", "--from-file", str(listing), "--sku", "EMS")
+    assert code == 2
+    assert "neither UTF-8 nor UTF-16" in err
+
+
+async def test_bad_usage_location_and_unexpected_errors_have_their_exit_codes(
+    tenant: EmulatedTenant, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--usage-location usa is a usage error (2) before anything is sent; a bug is one line and exit 4."""
+    user = hire(tenant, "codes", location=None)
+    with pytest.raises(SystemExit) as usage:
+        await cli("assign", user.user_principal_name, "--sku", "EMS", "--usage-location", "usa")
+    assert usage.value.code == 2
+    code, out, _ = await cli("assign", user.user_principal_name, "--sku", "EMS", "--usage-location", "fr", "--json")
+    assert (code, json.loads(out)["results"][0]["requests"][0]["body"]) == (0, {"usageLocation": "FR"})
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli_render, "skus", broken)
+    code, _, err = await cli("skus")
+    assert code == 4
+    assert err.strip() == "licensing skus: unexpected RuntimeError: a bug (a bug; --debug shows where)"
+    code, _, err = await cli("skus", "--debug")
+    assert code == 4
+    assert "Traceback" in err
+
+
+async def test_verify_names_a_wrong_disabled_set_while_plans_still_provision(tenant: EmulatedTenant, cli: Cli) -> None:
+    """INTUNE_A left enabled and still PendingProvisioning: failed at once, naming both disabled sets."""
+    user = hire(tenant, "pendingwrong")
+    tenant.state.assign_license(user.id, [{"skuId": EMS, "disabledPlans": []}], [])
+    tenant.state.force_status(user.id, "INTUNE_A", "PendingProvisioning")
+    code, out, _ = await cli("verify", user.user_principal_name, "--json")
+    [lic] = json.loads(out)[0]["licenses"]
+    assert code == 1
+    assert lic["outcome"] == "failed"
+    assert lic["reason"] == "EMS is assigned with disabled plans none; the policy disables INTUNE_A"
+
+
+async def test_policy_check_what_if_names_an_unknown_user_and_leaves_stderr_clean(
+    tenant: EmulatedTenant, cli: Cli
+) -> None:
+    """An unknown --user is a what-if row; a sample smaller than the tenant leaves no stray paging on stderr."""
+    code, out, err = await cli("policy", "check", "--against-tenant", "--user", "ghost@contoso.onmicrosoft.com",
+                               "--json")  # fmt: skip
+    [row] = json.loads(out)["whatIf"]
+    assert (code, row["action"], err) == (0, "not found", "")
+    assert len(tenant.state.users) > 2
+    code, _, err = await cli("policy", "check", "--against-tenant", "--sample", "2")
+    assert (code, err) == (0, "")
