@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,9 @@ import pytest
 from licensing.cli import main
 from licensing.dev.azurite import Azurite, free_port
 from licensing.dev.tenant import EmulatedTenant
+from licensing.records import StatusRecord
+from licensing.settings import Settings
+from licensing.storage import Storage
 from tests.conftest import REPO, wipe_storage
 from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
 
@@ -47,6 +50,17 @@ def cli(
 
 
 Cli = Callable[..., Awaitable[tuple[int, str, str]]]
+
+
+@pytest.fixture
+async def cli_storage(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Storage]:
+    """Clean Azurite named by AzureWebJobsStorage for the CLI, and the app's Storage over it for the test."""
+    await wipe_storage(azurite.connection_string)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
+    storage = Storage.from_settings(Settings.from_env().require_storage())
+    await storage.ensure_created()
+    yield storage
+    await storage.close()
 
 
 async def test_console_script_runs_as_a_process(tenant: EmulatedTenant) -> None:
@@ -221,17 +235,10 @@ async def test_sweep_table_output_for_people(
 
 
 async def test_status_and_requeue_send_failed_users_back(
-    tenant: EmulatedTenant, cli: Cli, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
+    tenant: EmulatedTenant, cli: Cli, cli_storage: Storage
 ) -> None:
     """`status --outcome failed` lists the failures; `requeue` puts each failed user back on the queue once."""
-    from licensing.records import StatusRecord  # noqa: PLC0415
-    from licensing.settings import Settings  # noqa: PLC0415
-    from licensing.storage import Storage  # noqa: PLC0415
-
-    await wipe_storage(azurite.connection_string)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
-    storage = Storage.from_settings(Settings.from_env().require_storage())
-    await storage.ensure_created()
+    storage = cli_storage
     for user, outcome in (
         ("u-failed", "failed"),
         ("u-failed", "failed"),
@@ -250,4 +257,3 @@ async def test_status_and_requeue_send_failed_users_back(
     code, _, err = await cli("status", "--since", "soon")
     assert code == 2
     assert "use a number and d, h or m" in err
-    await storage.close()

@@ -20,13 +20,12 @@ from licensing.dev.azurite import Azurite, free_port
 from licensing.dev.tenant import EmulatedTenant
 from licensing.dev.tenant.model import Assignment, ServicePlan
 from licensing.records import StatusRecord
-from licensing.settings import Settings
 from licensing.storage import Storage
-from tests.conftest import REPO, wipe_storage
-from tests.e2e.test_cli import Cli, cli, cli_env
+from tests.conftest import REPO
+from tests.e2e.test_cli import Cli, cli, cli_env, cli_storage
 from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
 
-__all__ = ["cli"]  # the fixture, shared with test_cli.py
+__all__ = ["cli", "cli_storage"]  # fixtures shared with test_cli.py
 
 
 def _csv(out: str) -> list[dict[str, str]]:
@@ -270,18 +269,10 @@ async def test_progress_bar_shows_on_a_terminal(tenant: EmulatedTenant) -> None:
     assert tenant.state.requests[ASSIGN] == 3
 
 
-async def test_data_that_looks_like_markup_is_printed_not_obeyed(
-    tenant: EmulatedTenant, cli: Cli, azurite: Azurite, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_data_that_looks_like_markup_is_printed_not_obeyed(cli: Cli, cli_storage: Storage) -> None:
     """A reason or user holding "[/b] [bold]" (it can come from a sender's message) prints as it is, no crash."""
-    await wipe_storage(azurite.connection_string)
-    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string)
-    storage = Storage.from_settings(Settings.from_env().require_storage())
-    await storage.ensure_created()
-    await storage.put_status(
-        StatusRecord("u-x", "-", "x@contoso.onmicrosoft.com", "rejected", "[/b] [bold]x", "r", "hr")
-    )
-    await storage.close()
+    row = StatusRecord("u-x", "-", "x@contoso.onmicrosoft.com", "rejected", "[/b] [bold]x", "r", "hr")
+    await cli_storage.put_status(row)
     code, out, err = await cli("status")
     assert (code, err) == (0, "")
     assert "[/b] [bold]x" in out
