@@ -14,7 +14,7 @@ import pytest
 from licensing.cli import main
 from licensing.dev.azurite import Azurite, free_port
 from licensing.dev.tenant import EmulatedTenant
-from licensing.records import StatusRecord
+from licensing.records import UNIDENTIFIED, StatusRecord
 from licensing.settings import Settings
 from licensing.storage import Storage
 from tests.conftest import REPO, wipe_storage
@@ -250,6 +250,8 @@ async def test_status_and_requeue_send_failed_users_back(
     code, out, _ = await cli("status", "--outcome", "failed", "--since", "1d", "--json")
     assert code == 0
     assert [row["user"] for row in json.loads(out)] == ["u-failed"]
+    # a poisoned message that named no user: recorded, but a second try could not succeed
+    await storage.put_status(StatusRecord(UNIDENTIFIED, "message-m1", "", "failed", "not JSON", "r", "hr"))
     code, out, _ = await cli("requeue", "--outcome", "failed", "--json")
     assert (code, json.loads(out)["requeued"]) == (0, ["u-failed"])
     messages = [json.loads(m.content) async for m in storage.queue("license-requests").receive_messages()]
