@@ -133,15 +133,16 @@ class LocalHost:
         return self._service.get_queue_client(name)
 
     async def _receive(self, queue: QueueClient) -> list[Any]:
-        """Up to batchSize messages, each invisible for the lease while it runs."""
-        batch: list[Any] = []
-        async for message in queue.receive_messages(
-            messages_per_page=self.batch_size, visibility_timeout=self.lease_seconds
-        ):
-            batch.append(message)
-            if len(batch) >= self.batch_size:
-                break
-        return batch
+        """Up to batchSize messages, each invisible for the lease while it runs.
+
+        ``max_messages`` bounds what the pager fetches: without it the pager asks for another page after a short
+        one, and breaking out at batchSize would leave the rest of that page received (invisible for the whole
+        lease) but never run.
+        """
+        pager = queue.receive_messages(
+            messages_per_page=self.batch_size, max_messages=self.batch_size, visibility_timeout=self.lease_seconds
+        )
+        return [message async for message in pager]
 
     async def poll_once(self) -> int:
         """Receive one batch per queue and run it concurrently; returns how many messages ran."""
