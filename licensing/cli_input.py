@@ -1,8 +1,9 @@
 """Reading the CLI's users: names on the command line and/or `--from-file users.csv`. Pure, no I/O.
 
-The file is what an admin exports from Excel or the Entra portal: a header row naming the columns
-(``userPrincipalName`` — or ``user``, ``upn``, ``id``, ``mail`` — and optionally ``usageLocation``), or a plain
-list with one user per line and no header. Blank lines and lines starting with ``#`` are skipped.
+The file is what an admin exports from Excel or the Entra portal (comma, semicolon or tab separated): a header
+row naming the columns (``userPrincipalName`` — or ``user``, ``upn``, ``id``, ``mail`` — and optionally
+``usageLocation``), or a plain list with one user per line and no header. Blank lines and lines starting with
+``#`` are skipped.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _looks_like_user(cell: str) -> bool:
 
 def parse_users_file(text: str, *, source: str) -> list[UserRow]:
     """Users from a CSV/text file; InvalidRequest lists every bad line (with its number) and how to fix it."""
-    lines = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), start=1) if _meaningful(row)]
+    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(text))
+    lines = [(n, row) for n, row in enumerate(reader, start=1) if _meaningful(row)]
     if not lines:
         raise CommandLineError(f"{source} lists no users; put one userPrincipalName per line or a CSV with a header")
     first = [c.strip().casefold() for c in lines[0][1]]
@@ -69,6 +71,12 @@ def parse_users_file(text: str, *, source: str) -> list[UserRow]:
     if problems:
         raise CommandLineError(f"{source}: " + "; ".join(problems[:20]) + (" …" if len(problems) > 20 else ""))
     return rows
+
+
+def _delimiter(text: str) -> str:
+    """Comma, or what the header line uses instead: Excel writes ';' in locales with a decimal comma, tabs too."""
+    first = next((line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+    return max((",", ";", "\t"), key=first.count) if any(d in first for d in ";\t") else ","
 
 
 def _meaningful(row: Sequence[str]) -> bool:

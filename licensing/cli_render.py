@@ -115,6 +115,11 @@ class UserVerification:
     verdicts: tuple[LicenseVerdict, ...]
     others: tuple[ObservedLicense, ...]
     error: str = ""
+    grouped: frozenset[str] = frozenset()  # SKU ids among ``others`` held through a group (the group manages them)
+
+    def holding(self, sku_id: str) -> str:
+        """How an SKU outside the expected set is held: "group" (group-based licensing) or "unmanaged"."""
+        return "group" if sku_id in self.grouped else "unmanaged"
 
     @property
     def as_expected(self) -> bool:
@@ -128,7 +133,8 @@ def _verification_json(r: UserVerification) -> dict[str, Any]:
         "licenses": [{"sku": v.part_number, "outcome": v.outcome, "reason": v.reason,
                       "plans": [{"name": c.name, "status": c.status, "expected": c.expected} for c in v.checks]}
                      for v in r.verdicts],
-        "unmanaged": [{"sku": o.part_number, "plans": {p.name: p.status for p in o.plans}} for o in r.others],
+        "unmanaged": [{"sku": o.part_number, "viaGroup": o.sku_id in r.grouped,
+                       "plans": {p.name: p.status for p in o.plans}} for o in r.others],
     }  # fmt: skip
 
 
@@ -143,7 +149,8 @@ def verifications(results: Sequence[UserVerification], fmt: Format) -> None:
         rows += [[r.user, r.rule, "", "error", "", "", r.error]] if r.error else []
         rows += [[r.user, r.rule, v.part_number, v.outcome, c.name, c.status, c.expected] for v in r.verdicts
                  for c in v.checks]  # fmt: skip
-        rows += [[r.user, r.rule, o.part_number, "unmanaged", p.name, p.status, ""] for o in r.others for p in o.plans]
+        rows += [[r.user, r.rule, o.part_number, r.holding(o.sku_id), p.name, p.status, ""] for o in r.others
+                 for p in o.plans]  # fmt: skip
     if fmt == "csv":
         emit("csv", title="", columns=columns, rows=rows)
         return
@@ -157,7 +164,8 @@ def verifications(results: Sequence[UserVerification], fmt: Format) -> None:
             if v.outcome != "verified":
                 out.print(f"  {esc(v.reason)}")
         for o in r.others:
-            title = f"{esc(r.user)}: {esc(o.part_number)} (not managed by the policy)"
+            how = "held via a group; the group manages it" if o.sku_id in r.grouped else "not managed by the policy"
+            title = f"{esc(r.user)}: {esc(o.part_number)} ({how})"
             emit("table", title=title, columns=columns[4:6], rows=[[p.name, p.status] for p in o.plans])
     if len(results) > 1:
         good = sum(r.as_expected for r in results)

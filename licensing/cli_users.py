@@ -164,7 +164,8 @@ async def verify(args: argparse.Namespace, settings: Settings, graph: GraphGatew
             for d in expected.values()
         )
         others = tuple(o for sku_id, o in observed.items() if sku_id not in expected)
-        return render.UserVerification(user.user_principal_name, rule.name, verdicts, others)
+        grouped = frozenset(o.sku_id for o in others if user.via_group(o.sku_id))
+        return render.UserVerification(user.user_principal_name, rule.name, verdicts, others, grouped=grouped)
 
     results = await for_each(rows, one, parallel=args.parallel, label="verify")
     render.verifications(results, args.format)

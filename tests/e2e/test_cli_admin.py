@@ -354,3 +354,16 @@ async def test_policy_check_what_if_names_an_unknown_user_and_leaves_stderr_clea
     assert len(tenant.state.users) > 2
     code, _, err = await cli("policy", "check", "--against-tenant", "--sample", "2")
     assert (code, err) == (0, "")
+
+
+async def test_verify_says_a_group_holds_the_policy_sku(tenant: EmulatedTenant, cli: Cli) -> None:
+    """EMS only through a group: nothing expected of the app (exit 0), and the output says a group holds it."""
+    user = hire(tenant, "grouponly")
+    tenant.state.assign_license(user.id, [{"skuId": EMS, "disabledPlans": [INTUNE_A]}], [])
+    user.assignments[0].assigned_by_group = "group-7"
+    code, out, _ = await cli("verify", user.user_principal_name, "--json")
+    [result] = json.loads(out)
+    assert (code, result["licenses"]) == (0, [])
+    assert [(u["sku"], u["viaGroup"]) for u in result["unmanaged"]] == [("EMS", True)]
+    code, out, _ = await cli("verify", user.user_principal_name)
+    assert "held via a group" in out

@@ -96,6 +96,14 @@ def test_users_file_problems_name_the_line_and_the_fix(text: str, message: str) 
         parse_users_file(text, source="f")
 
 
+def test_users_file_from_a_european_excel_uses_its_semicolons() -> None:
+    """Excel in de-DE / fr-FR writes ';' between columns: read as columns, not as one odd user name."""
+    assert parse_users_file("userPrincipalName;usageLocation\na@x.example;de\n", source="f") == [
+        UserRow("a@x.example", "DE")
+    ]
+    assert parse_users_file("upn\tusageLocation\nb@x.example\tFR\n", source="f") == [UserRow("b@x.example", "FR")]
+
+
 def test_combine_keeps_each_user_once_in_first_seen_order() -> None:
     """A user named twice (any case) is acted on once; no users at all is a usage error."""
     assert combine(["A@x.example"], [UserRow("a@X.example", "FR"), UserRow("b@x.example")]) == [
