@@ -71,7 +71,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 schema: install  ## regenerate docs/hr-events.schema.json from the pydantic model
-	$(PY) -c "import json; from licensing.hr_events import json_schema; \
+	$(PY) -c "import json; from licensing.core.hr_events import json_schema; \
 	open('docs/hr-events.schema.json', 'w').write(json.dumps(json_schema(), indent=2, sort_keys=True) + '\n')"
 
 clean:

@@ -102,7 +102,7 @@ module appInsights 'br/public:avm/res/insights/component:0.6.0' = {
 
 // Queues, tables and containers are created here and, idempotently, by the app on first use (Storage.ensure_created):
 // the deployment makes them visible and alertable (poison queues) before the first message; the app keeps working
-// against Azurite and survives a table deleted by hand. tests/infra keeps these lists equal to licensing/storage.py.
+// against Azurite and survives a table deleted by hand. tests/infra keeps these lists equal to licensing/adapters/storage/account.py.
 module storage 'br/public:avm/res/storage/storage-account:0.17.2' = {
   name: 'storage'
   scope: rg

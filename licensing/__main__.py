@@ -1,5 +1,5 @@
 """`python -m licensing` runs the admin CLI."""
 
-from licensing.cli import main
+from licensing.cli.main import main
 
 raise SystemExit(main())

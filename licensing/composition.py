@@ -1,57 +1,18 @@
-"""The composition root: builds adapters from Settings lazily, once per process (and event loop)."""
+"""The composition root: builds adapters from Settings lazily, once per process (and event loop).
+
+Nothing heavy is imported here at module level: every Flex Consumption cold start imports function_app, and the
+Graph SDK, the Storage SDKs and OpenTelemetry are loaded only when the first invocation builds the Services.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 
-from licensing import telemetry
-from licensing.graph import GraphGateway, GraphPort
-from licensing.policy import Policy, load_policy
-from licensing.records import utcnow
+from licensing.services.context import Services
 from licensing.settings import Settings
-from licensing.storage import Storage
-from licensing.write_budget import WriteBudget
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """Everything a service function needs; tests build one around the emulated tenant and Azurite."""
-
-    settings: Settings
-    graph: GraphPort
-    storage: Storage
-    clock: Callable[[], datetime] = utcnow
-    _policy: Policy | None = field(default=None, repr=False)
-
-    _budget: WriteBudget | None = field(default=None, repr=False)
-
-    @property
-    def budget(self) -> WriteBudget:
-        """The shared Graph write budget (LICENSING_WRITE_BUDGET per LICENSING_WRITE_WINDOW_SECONDS)."""
-        if self._budget is None:
-            self._budget = WriteBudget(
-                self.storage, writes=self.settings.write_budget,
-                window_seconds=self.settings.write_window_seconds, clock=self.clock,
-            )  # fmt: skip
-        return self._budget
-
-    def policy(self) -> Policy:
-        """The policy file, loaded on first use (PolicyError if it is invalid)."""
-        if self._policy is None:
-            self._policy = load_policy(self.settings.policy_path)
-        return self._policy
-
-    async def close(self) -> None:
-        """Close HTTP sessions (they belong to the event loop that opened them)."""
-        await self.storage.close()
-        if isinstance(self.graph, GraphGateway):
-            await self.graph.close()
 
 
 _current: tuple[asyncio.AbstractEventLoop, Services] | None = None
@@ -71,6 +32,11 @@ async def services() -> Services:
 async def _build(loop: asyncio.AbstractEventLoop) -> Services:
     global _current  # noqa: PLW0603  # one cached root per process is the point
     if _current is None or _current[0] is not loop:
+        # Loaded here, on the first invocation, not when the worker indexes the functions (cold start).
+        from licensing.adapters import telemetry  # noqa: PLC0415
+        from licensing.adapters.graph.gateway import GraphGateway  # noqa: PLC0415
+        from licensing.adapters.storage.account import Storage  # noqa: PLC0415
+
         settings = Settings.from_env()
         telemetry.configure(settings)  # once per process; nothing at all without APPLICATIONINSIGHTS_CONNECTION_STRING
         built = Services(

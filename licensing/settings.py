@@ -12,8 +12,8 @@ from typing import Literal
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from licensing.cron import CronError, validate_ncrontab
-from licensing.errors import PermanentError
+from licensing.core.cron import CronError, validate_ncrontab
+from licensing.core.errors import PermanentError
 
 GraphAuth = Literal["managed-identity", "default", "none"]
 GRAPH_AUTH_CHOICES: tuple[GraphAuth, ...] = ("managed-identity", "default", "none")

@@ -13,11 +13,11 @@ from azure.data.tables.aio import TableServiceClient
 from azure.storage.queue.aio import QueueServiceClient
 
 from licensing import composition
-from licensing.composition import Services
+from licensing.adapters.storage.account import QUEUES, TABLES
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState
-from licensing.storage import QUEUES, TABLES
+from licensing.services.context import Services
 
 REPO = Path(__file__).resolve().parents[1]
 HR_SECRET = "test-hr-secret-3c1f"  # a marker: tests grep logs and tables to prove it never leaks

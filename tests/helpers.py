@@ -16,12 +16,12 @@ from azure.functions.queue import QueueMessage
 
 import function_app
 from licensing import composition
-from licensing.composition import Services
+from licensing.core.records import StatusRecord
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings, user_function
 from licensing.dev.tenant import EmulatedTenant, TenantState
 from licensing.dev.tenant.model import User
-from licensing.records import StatusRecord
+from licensing.services.context import Services
 from tests.conftest import wipe_storage
 
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"

@@ -1,4 +1,4 @@
-"""In-memory OpenTelemetry for tests: SDK providers handed to licensing.telemetry, never installed process-wide."""
+"""In-memory OpenTelemetry for tests: SDK providers handed to licensing.adapters.telemetry, never installed globally."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from licensing import telemetry
+from licensing.adapters import telemetry
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Recorded:
 
 @contextmanager
 def recording() -> Iterator[Recorded]:
-    """Point licensing.telemetry at fresh in-memory providers for the duration."""
+    """Point licensing.adapters.telemetry at fresh in-memory providers for the duration."""
     exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
     tracer_provider = TracerProvider(shutdown_on_exit=False)
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))

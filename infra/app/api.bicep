@@ -42,7 +42,7 @@ var secretUri = '${vault.properties.vaultUri}secrets'
 
 var appSettings = {
   // Platform: host storage over the identity (the account has shared keys disabled), and telemetry over Entra auth
-  // (the host and the app's own exporter, licensing/telemetry.py, both read the two APPLICATIONINSIGHTS_* settings).
+  // (the host and the app's own exporter, licensing/adapters/telemetry.py, both read the two APPLICATIONINSIGHTS_* settings).
   AzureWebJobsStorage__credential: 'managedidentity'
   AzureWebJobsStorage__clientId: identityClientId
   AzureWebJobsStorage__blobServiceUri: stg.properties.primaryEndpoints.blob

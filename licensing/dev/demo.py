@@ -18,11 +18,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.records import StatusRecord
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost, local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState
-from licensing.messages import LICENSE_REQUESTS_QUEUE
-from licensing.records import StatusRecord
 
 # What each status means for an admin scanning the table.
 COLOURS = {"verified": "green", "assigned": "cyan", "pending": "yellow", "blocked": "magenta", "failed": "red",

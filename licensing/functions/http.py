@@ -8,13 +8,13 @@ import logging
 import azure.functions as func
 
 from licensing import composition
-from licensing.errors import TransientError
+from licensing.core.errors import TransientError
+from licensing.core.records import utcnow
 from licensing.functions.traced import traced_function
-from licensing.hr_webhook import receive_hr_events
-from licensing.notifications import receive_notifications, validation_reply
-from licensing.records import utcnow
-from licensing.subscriptions import receive_lifecycle
-from licensing.web import Reply
+from licensing.services.hr_webhook import receive_hr_events
+from licensing.services.notifications import receive_notifications, validation_reply
+from licensing.services.reply import Reply
+from licensing.services.subscriptions import receive_lifecycle
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped

@@ -6,12 +6,13 @@ import logging
 
 import azure.functions as func
 
-from licensing import composition, telemetry
+from licensing import composition
+from licensing.adapters import telemetry
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
 from licensing.functions.traced import traced_function
-from licensing.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
-from licensing.onboarding import onboard as onboard_user
-from licensing.poison import record_poison
-from licensing.verifying import verify as verify_user
+from licensing.services.onboard import onboard as onboard_user
+from licensing.services.poison import record_poison
+from licensing.services.verify import verify as verify_user
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped

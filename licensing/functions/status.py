@@ -5,12 +5,12 @@ from __future__ import annotations
 import azure.functions as func
 
 from licensing import composition
-from licensing.errors import TransientError
+from licensing.core.errors import TransientError
 from licensing.functions.http import respond, unavailable
+from licensing.functions.status_render import page, requested_format
 from licensing.functions.traced import traced_function
-from licensing.overview import take_snapshot
-from licensing.overview_render import page, requested_format
-from licensing.web import Reply
+from licensing.services.overview import take_snapshot
+from licensing.services.reply import Reply
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
 

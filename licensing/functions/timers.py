@@ -7,11 +7,11 @@ import logging
 import azure.functions as func
 
 from licensing import composition
+from licensing.core.records import utcnow
 from licensing.functions.traced import traced_function
-from licensing.records import utcnow
-from licensing.scheduling import release_due
-from licensing.subscriptions import keep_alive
-from licensing.sweep import run_sweep
+from licensing.services.scheduling import release_due
+from licensing.services.subscriptions import keep_alive
+from licensing.services.sweep import run_sweep
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped

@@ -21,8 +21,8 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from licensing import telemetry
-from licensing.telemetry import OUTCOME
+from licensing.adapters import telemetry
+from licensing.adapters.telemetry import OUTCOME
 
 P = ParamSpec("P")
 R = TypeVar("R")

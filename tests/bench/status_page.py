@@ -19,11 +19,11 @@ from rich.console import Console
 from rich.table import Table
 
 from licensing import composition
+from licensing.adapters.storage.account import STATUS_TABLE
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState
-from licensing.overview import Tally, take_snapshot
-from licensing.storage import STATUS_TABLE
+from licensing.services.overview import Tally, take_snapshot
 
 ROWS = int(os.environ.get("BENCH_STATUS_ROWS", "10000"))
 ENABLED = ("AAD_PREMIUM", "RMS_S_PREMIUM", "ADALLOM_S_DISCOVERY", "EXCHANGE_S_FOUNDATION", "RMS_S_ENTERPRISE",
@@ -60,7 +60,7 @@ async def fill(connection_string: str) -> None:
 
 async def naive(connection_string: str) -> tuple[float, int]:
     """Every column of every row, folded by the same Tally."""
-    from licensing.storage import _status  # noqa: PLC0415  # the same row parsing as ours
+    from licensing.adapters.storage.account import _status  # noqa: PLC0415  # the same row parsing as ours
 
     started = time.perf_counter()
     tally = Tally()

@@ -20,11 +20,11 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from licensing.adapters.storage.account import Storage
+from licensing.core.records import StatusRecord
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings
-from licensing.records import StatusRecord
 from licensing.settings import APP_ROOT, Settings
-from licensing.storage import Storage
 
 LATENCY_MS = 20
 SIZES = (10_000, 100_000)

@@ -9,7 +9,7 @@ import sys
 import time
 
 from licensing import composition
-from licensing.sweep import run_sweep
+from licensing.services.sweep import run_sweep
 
 
 async def main() -> None:

@@ -16,10 +16,10 @@ from rich.table import Table
 
 import function_app
 from licensing import composition
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost, local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState
-from licensing.messages import LICENSE_REQUESTS_QUEUE
 
 HIRES = 1000
 BUDGET, WINDOW = 100, 15.0  # Graph's 3,000 / 150 s scaled down until the budget, not this 2-core box, binds

@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from licensing import composition
+from licensing.core.signing import check_signature, sign
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings
 from licensing.dev.localhttp import LocalHttp
 from licensing.dev.tenant import EmulatedTenant, TenantState
-from licensing.onboarding import onboard
-from licensing.signing import check_signature, sign
+from licensing.services.onboard import onboard
 
 SECRET = "bench-secret"
 EVENTS = 1000

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import function_app
 from licensing import composition
+from licensing.core.signing import sign
 from licensing.dev.localhost import user_function
-from licensing.signing import sign
 from tests.helpers import queue_message, request
 
 

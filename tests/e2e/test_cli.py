@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from licensing.cli import main
+from licensing.adapters.storage.account import Storage
+from licensing.cli.main import main
+from licensing.core.records import UNIDENTIFIED, StatusRecord
 from licensing.dev.azurite import Azurite, free_port
 from licensing.dev.tenant import EmulatedTenant
-from licensing.records import UNIDENTIFIED, StatusRecord
 from licensing.settings import Settings
-from licensing.storage import Storage
 from tests.conftest import REPO, wipe_storage
 from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from licensing import cli_render
+from licensing.adapters.storage.account import Storage
+from licensing.cli import render as cli_render
+from licensing.core.records import StatusRecord
 from licensing.dev.azurite import Azurite, free_port
 from licensing.dev.tenant import EmulatedTenant
 from licensing.dev.tenant.model import Assignment, ServicePlan
-from licensing.records import StatusRecord
-from licensing.storage import Storage
 from tests.conftest import REPO
 from tests.e2e.test_cli import Cli, cli, cli_env, cli_storage
 from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire

@@ -12,13 +12,13 @@ import pytest
 from azure.functions import HttpRequest, HttpResponse
 
 import function_app
-from licensing.composition import Services
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost, user_function
 from licensing.dev.localhttp import LocalHttp
 from licensing.dev.tenant import EmulatedTenant
-from licensing.messages import LICENSE_REQUESTS_QUEUE
-from licensing.subscriptions import LIFETIME, keep_alive
+from licensing.services.context import Services
+from licensing.services.subscriptions import LIFETIME, keep_alive
 from tests.conftest import CLIENT_STATE
 from tests.helpers import drain, hire, statuses
 

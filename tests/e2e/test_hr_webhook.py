@@ -12,11 +12,11 @@ import pytest
 from azure.functions import HttpRequest, HttpResponse
 
 import function_app
-from licensing.composition import Services
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.signing import sign
 from licensing.dev.localhost import user_function
-from licensing.messages import LICENSE_REQUESTS_QUEUE
-from licensing.scheduling import held, release_due
-from licensing.signing import sign
+from licensing.services.context import Services
+from licensing.services.scheduling import held, release_due
 from tests.conftest import HR_PREVIOUS_SECRET, HR_SECRET
 from tests.helpers import drain
 
@@ -208,7 +208,7 @@ async def test_concurrent_retries_of_one_event_queue_it_once(services: Services)
 
 async def test_claim_left_by_a_crashed_request_is_taken_over_on_retry(services: Services) -> None:
     """A claim older than a minute that never got dispatched is dispatched by the next retry."""
-    from licensing.hr_webhook import _shard  # noqa: PLC0415
+    from licensing.services.hr_webhook import _shard  # noqa: PLC0415
 
     table = services.storage.table("HrEvents")
     stale = datetime.now(UTC) - timedelta(minutes=5)

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 import function_app
 from licensing import composition
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.signing import sign
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings, user_function
-from licensing.messages import LICENSE_REQUESTS_QUEUE
-from licensing.signing import sign
 from tests.conftest import HR_SECRET, wipe_storage
 
 HEADER_NAMES = st.sampled_from(["Content-Type", "X-Signature", "X-Timestamp", "X-Forwarded-For", "content-type"])

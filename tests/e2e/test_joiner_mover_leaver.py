@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 
 import function_app
-from licensing.composition import Services
+from licensing.core.signing import sign
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost
 from licensing.dev.localhttp import LocalHttp
 from licensing.dev.tenant import EmulatedTenant
-from licensing.signing import sign
+from licensing.services.context import Services
 from tests.conftest import HR_SECRET
 from tests.helpers import ASSIGN, EMS, hire, statuses
 

@@ -9,12 +9,12 @@ import pytest
 
 import function_app
 from licensing import composition
-from licensing.composition import Services
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.records import UNIDENTIFIED
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost
 from licensing.dev.tenant import EmulatedTenant
-from licensing.messages import LICENSE_REQUESTS_QUEUE
-from licensing.records import UNIDENTIFIED
+from licensing.services.context import Services
 from tests.helpers import ASSIGN, hire, request, statuses
 
 

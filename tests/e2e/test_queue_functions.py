@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from licensing.composition import Services
+from licensing.core.errors import TransientError
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
+from licensing.core.records import UNIDENTIFIED, AuditEvent
 from licensing.dev.tenant import EmulatedTenant
-from licensing.errors import TransientError
-from licensing.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
-from licensing.records import UNIDENTIFIED, AuditEvent
+from licensing.services.context import Services
 from tests.helpers import ASSIGN, EMS, INTUNE_A, drain, hire, invoke, request, statuses
 
 

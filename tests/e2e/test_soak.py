@@ -14,10 +14,10 @@ import pytest
 
 import function_app
 from licensing import composition
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost, local_settings
 from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
-from licensing.messages import LICENSE_REQUESTS_QUEUE
 from tests.helpers import EMS, INTUNE_A, statuses
 
 USERS = int(os.environ.get("SOAK_USERS", "60"))

@@ -21,18 +21,17 @@ from playwright.async_api import BrowserContext, BrowserType, Dialog, Page, asyn
 
 import function_app
 from licensing import composition
-from licensing.composition import Services
+from licensing.adapters.storage.sweep_store import drift_rows
+from licensing.core.errors import TransientError
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.model import Catalog
+from licensing.core.records import LEAVER, StatusRecord
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost
 from licensing.dev.localhttp import LocalHttp
 from licensing.dev.tenant import EmulatedTenant
-from licensing.errors import TransientError
-from licensing.messages import LICENSE_REQUESTS_QUEUE
-from licensing.model import Catalog
-from licensing.offboarding import LEAVER
-from licensing.records import StatusRecord
-from licensing.sweep import SweepResult, run_sweep
-from licensing.sweep_store import drift_rows
+from licensing.services.context import Services
+from licensing.services.sweep import SweepResult, run_sweep
 from tests.conftest import wipe_storage
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -310,7 +309,7 @@ async def test_failures_are_read_whole_and_one_fixed_since_the_scan_is_left_out(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The scan reads four columns; the newest failures are then read whole, and one verified meanwhile drops out."""
-    from licensing.overview import OUTLINE, take_snapshot  # noqa: PLC0415  # the service under test, not the page
+    from licensing.services.overview import OUTLINE, take_snapshot  # noqa: PLC0415  # the service under test, not the page
 
     for name in ("stale", "still"):
         await services.storage.put_status(StatusRecord(f"u-{name}", "EMS", f"{name}@contoso.onmicrosoft.com",

@@ -10,15 +10,15 @@ import pytest
 from azure.functions.timer import TimerRequest
 
 import function_app
-from licensing.composition import Services
+from licensing.adapters.storage.account import RUNS_TABLE
+from licensing.adapters.storage.sweep_store import REPORT_CONTAINER, acquire_lease, drift_rows
+from licensing.core.records import StatusRecord
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost, user_function
 from licensing.dev.tenant import EmulatedTenant
 from licensing.dev.tenant.generate import generate_tenant
-from licensing.records import StatusRecord
-from licensing.storage import RUNS_TABLE
-from licensing.sweep import run_sweep
-from licensing.sweep_store import REPORT_CONTAINER, acquire_lease, drift_rows
+from licensing.services.context import Services
+from licensing.services.sweep import run_sweep
 from tests.helpers import ASSIGN, app_over
 
 FIXABLE = {"missing-license", "wrong-disabled-plans", "usage-location-missing", "reclaim", "companion-missing",

@@ -11,17 +11,17 @@ from azure.functions.timer import TimerRequest
 from kiota_http.middleware.retry_handler import RetryHandler
 
 import function_app
-from licensing.composition import Services
+from licensing.adapters.graph.bulk import BulkReader
+from licensing.adapters.graph.gateway import GraphGateway
+from licensing.adapters.storage.account import RUNS_TABLE
+from licensing.adapters.storage.sweep_store import drift_rows
+from licensing.core.errors import TransientError
+from licensing.core.messages import LICENSE_VERIFY_QUEUE
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import user_function
 from licensing.dev.tenant import EmulatedTenant
 from licensing.dev.tenant.generate import generate_tenant
-from licensing.errors import TransientError
-from licensing.graph import GraphGateway
-from licensing.graph_bulk import BulkReader
-from licensing.messages import LICENSE_VERIFY_QUEUE
-from licensing.storage import RUNS_TABLE
-from licensing.sweep_store import drift_rows
+from licensing.services.context import Services
 from tests.helpers import app_over, drain, hire, queue_message, request
 from tests.otel import Recorded, recording
 
@@ -125,7 +125,7 @@ async def test_throttling_past_the_retries_fails_the_spans_with_our_error_kind(
     assert ((invocation.attributes or {})["licensing.outcome"], invocation.status.is_ok) == ("error", False)
     assert (invocation.attributes or {})["licensing.dequeue_count"] == 3
     assert [e.attributes["exception.type"] for e in invocation.events if e.attributes] == [
-        "licensing.errors.TransientError"
+        "licensing.core.errors.TransientError"
     ]
 
 

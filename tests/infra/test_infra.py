@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from licensing.adapters.storage.account import QUEUES, TABLES
+from licensing.adapters.storage.sweep_store import REPORT_CONTAINER
 from licensing.settings import SECRET_SETTINGS, SETTING_NAMES, STORAGE_SETTING
-from licensing.storage import QUEUES, TABLES
-from licensing.sweep_store import REPORT_CONTAINER
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "grant-graph-permissions.sh"
@@ -310,7 +310,7 @@ def _storage_names(service: str) -> list[str]:
 
 
 def test_deployment_creates_the_queues_tables_and_containers_the_app_uses() -> None:
-    """Queues and tables match licensing/storage.py; blobs are the app package and the sweep reports."""
+    """Queues and tables match the storage adapter (account.py); blobs are the app package and the sweep reports."""
     assert sorted(_storage_names("queueServices")) == sorted(QUEUES)
     assert sorted(_storage_names("tableServices")) == sorted(TABLES)
     assert _storage_names("blobServices") == [REPORT_CONTAINER]  # plus deploymentContainerName, a variable

@@ -18,10 +18,10 @@ from msgraph.generated.users.item.assign_license.assign_license_post_request_bod
     AssignLicensePostRequestBody,
 )
 
+from licensing.adapters.policy_file import load_policy
 from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
 from licensing.dev.tenant.generate import DRIFT_KINDS, GROUP_ID, generate_tenant
 from licensing.dev.tenant.model import User
-from licensing.policy import load_policy
 from tests.integration.support import FakeClock, standalone_tenant
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,9 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from kiota_abstractions.api_error import APIError
 
-from licensing.dev.azurite import free_port
-from licensing.dev.tenant import EmulatedTenant
-from licensing.errors import (
+from licensing.adapters.graph.gateway import GraphGateway, translate
+from licensing.core.errors import (
     AccessDenied,
     AssignmentRejected,
     SeatsExhausted,
@@ -17,7 +16,8 @@ from licensing.errors import (
     UsageLocationMissing,
     UserNotFound,
 )
-from licensing.graph import GraphGateway, translate
+from licensing.dev.azurite import free_port
+from licensing.dev.tenant import EmulatedTenant
 from licensing.settings import Settings
 from tests.helpers import EMS, INTUNE_A, RMS_S_PREMIUM, hire
 

@@ -7,9 +7,9 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
-from licensing.composition import Services
-from licensing.records import AuditEvent, StatusRecord
-from licensing.storage import table_key
+from licensing.adapters.storage.account import table_key
+from licensing.core.records import AuditEvent, StatusRecord
+from licensing.services.context import Services
 
 
 async def test_status_row_round_trips_and_a_newer_write_replaces_it(services: Services) -> None:

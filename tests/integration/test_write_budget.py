@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from licensing.composition import Services
-from licensing.write_budget import WriteBudget
+from licensing.adapters.storage.write_budget import WriteBudget
+from licensing.services.context import Services
 
 
 class FakeTime:

@@ -1,6 +1,6 @@
 """A small tenant catalog with the real EMS / EMSPREMIUM / INTUNE_EDU identifiers, for pure tests."""
 
-from licensing.model import Catalog, ServicePlan, Sku
+from licensing.core.model import Catalog, ServicePlan, Sku
 
 EMS = "efccb6f7-5641-4e0e-bd10-b4976e1bf68e"
 EMSPREMIUM = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"

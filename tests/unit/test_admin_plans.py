@@ -4,12 +4,12 @@ from dataclasses import replace
 
 import pytest
 
-from licensing.admin_plans import assignment_requests, keep_disabled, plan_removal, seats_needed
-from licensing.cli_input import CommandLineError, UserRow, combine, parse_users_file
-from licensing.model import HeldLicense, ServicePlan, UserFacts
-from licensing.planning import plan_changes, resolve
-from licensing.policy import LicenseSpec, parse_policy
-from licensing.policy_check import check_against, what_if
+from licensing.cli.users_file import CommandLineError, UserRow, combine, parse_users_file
+from licensing.core.admin_plans import assignment_requests, keep_disabled, plan_removal, seats_needed
+from licensing.core.model import HeldLicense, ServicePlan, UserFacts
+from licensing.core.planning import plan_changes, resolve
+from licensing.core.policy import LicenseSpec, parse_policy
+from licensing.core.policy_check import check_against, what_if
 from tests.unit.catalog import EMS, INTUNE_A, RMS_S_PREMIUM, catalog
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from licensing.cron import CronError, validate_ncrontab
+from licensing.core.cron import CronError, validate_ncrontab
 from licensing.functions.timers import RELEASE_SCHEDULE, SUBSCRIPTION_SCHEDULE
 
 REPO = Path(__file__).resolve().parents[2]

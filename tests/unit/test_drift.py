@@ -1,8 +1,8 @@
 """Pure drift assessment: each kind the sweep reports, and which fix it asks for."""
 
-from licensing.drift import Drift, ResolvedPolicy, assess, fix_for
-from licensing.model import HeldLicense, UserFacts
-from licensing.policy import parse_policy
+from licensing.core.drift import Drift, ResolvedPolicy, assess, fix_for
+from licensing.core.model import HeldLicense, UserFacts
+from licensing.core.policy import parse_policy
 from tests.unit.catalog import EMS, EMSPREMIUM, INTUNE_A, INTUNE_A_D, INTUNE_EDU, RMS_S_PREMIUM, catalog
 
 POLICY = parse_policy(

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from licensing.hr_events import MAX_EVENTS, HrEvent, PayloadInvalid, dispatch_for, json_schema, parse_events
+from licensing.core.hr_events import MAX_EVENTS, HrEvent, PayloadInvalid, dispatch_for, json_schema, parse_events
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)

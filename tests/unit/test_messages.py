@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from licensing.errors import InvalidRequest
-from licensing.messages import MAX_MESSAGE_BYTES, OnboardRequest, parse_message, peek_identity
+from licensing.core.errors import InvalidRequest
+from licensing.core.messages import MAX_MESSAGE_BYTES, OnboardRequest, parse_message, peek_identity
 
 GOOD = {"user": "ada@contoso.example", "source": "hr", "requestId": "r1", "attributes": {"department": "Sales"}}
 

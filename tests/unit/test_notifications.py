@@ -2,7 +2,7 @@
 
 import pytest
 
-from licensing.notifications import user_changes, validation_reply
+from licensing.services.notifications import user_changes, validation_reply
 
 
 def item(user: str, *, state: str = "s3cret", change: str = "updated") -> dict[str, object]:

@@ -3,10 +3,9 @@
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from licensing.drift import DRIFT_KINDS
-from licensing.offboarding import LEAVER
-from licensing.overview import Tally, seat_lines, sweep_overview
-from licensing.records import OUTCOMES, REQUEST_LEVEL, Outcome, StatusRecord
+from licensing.core.drift import DRIFT_KINDS
+from licensing.core.records import LEAVER, OUTCOMES, REQUEST_LEVEL, Outcome, StatusRecord
+from licensing.services.overview import Tally, seat_lines, sweep_overview
 from tests.unit.catalog import catalog
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

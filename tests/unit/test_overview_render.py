@@ -5,10 +5,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from licensing.overview import Failure, Snapshot, SweepOverview, seat_lines
-from licensing.overview_render import page, render_html, requested_format, snapshot_json
-from licensing.records import OUTCOMES
-from licensing.web import Reply
+from licensing.core.records import OUTCOMES
+from licensing.functions.status_render import page, render_html, requested_format, snapshot_json
+from licensing.services.overview import Failure, Snapshot, SweepOverview, seat_lines
+from licensing.services.reply import Reply
 from tests.unit.catalog import catalog
 from tests.unit.html_tree import Element, field_text, find, parse
 

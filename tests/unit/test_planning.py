@@ -2,10 +2,10 @@
 
 import pytest
 
-from licensing.errors import PolicyError, SeatsExhausted, UsageLocationMissing
-from licensing.model import HeldLicense, UserFacts
-from licensing.planning import plan_assignment, plan_removals
-from licensing.policy import Policy, parse_policy
+from licensing.core.errors import PolicyError, SeatsExhausted, UsageLocationMissing
+from licensing.core.model import HeldLicense, UserFacts
+from licensing.core.planning import plan_assignment, plan_removals
+from licensing.core.policy import Policy, parse_policy
 from tests.unit.catalog import EMS, EMSPREMIUM, INTUNE_A, INTUNE_A_D, INTUNE_EDU, RMS_S_PREMIUM, catalog
 
 

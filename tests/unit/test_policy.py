@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from licensing.errors import PolicyError
-from licensing.policy import load_policy, parse_policy
+from licensing.adapters.policy_file import load_policy
+from licensing.core.errors import PolicyError
+from licensing.core.policy import parse_policy
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from licensing.signing import SignatureRejected, check_signature, sign
+from licensing.core.signing import SignatureRejected, check_signature, sign
 
 NOW = 1_800_000_000
 BODY = b'{"eventId":"e1"}'

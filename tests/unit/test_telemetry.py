@@ -1,4 +1,4 @@
-"""licensing.telemetry and the Graph span names: nothing without a connection string, no user in any name."""
+"""licensing.adapters.telemetry and the Graph span names: nothing without a connection string, no user in any name."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import azure.monitor.opentelemetry
 import pytest
 from opentelemetry import trace
 
-from licensing import telemetry
-from licensing.graph_telemetry import graph_route
-from licensing.model import Catalog, Sku
-from licensing.records import LEAVER
+from licensing.adapters import telemetry
+from licensing.adapters.graph.telemetry import graph_route
+from licensing.core.model import Catalog, Sku
+from licensing.core.records import LEAVER
 from licensing.settings import Settings
 from tests.otel import Recorded, recording
 
@@ -92,7 +92,7 @@ def test_a_failing_exporter_setup_is_logged_and_the_app_runs_on(
 
     monkeypatch.setattr(azure.monitor.opentelemetry, "configure_azure_monitor", broken)
     settings = Settings.from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": "x"})
-    with caplog.at_level(logging.ERROR, logger="licensing.telemetry"):
+    with caplog.at_level(logging.ERROR, logger="licensing.adapters.telemetry"):
         assert telemetry.configure(settings) is False
     assert "running without it" in caplog.text
 
@@ -139,7 +139,7 @@ def test_if_tracing_cannot_be_limited_to_our_spans_it_is_switched_off(
     monkeypatch.setattr(telemetry, "_only_ours", no_filter)
     monkeypatch.setattr(telemetry._state, "instruments", telemetry._state.instruments)  # restored afterwards
     settings = Settings.from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": CONNECTION})
-    with caplog.at_level(logging.ERROR, logger="licensing.telemetry"):
+    with caplog.at_level(logging.ERROR, logger="licensing.adapters.telemetry"):
         assert telemetry.configure(settings) is True  # metrics still go out
     assert "traces are switched off" in caplog.text
     with telemetry.tracer().start_as_current_span("function onboard") as span:

@@ -14,7 +14,7 @@ from azure.functions.queue import QueueMessage
 from opentelemetry.trace import SpanKind, StatusCode
 
 import function_app
-from licensing import telemetry
+from licensing.adapters import telemetry
 from licensing.dev.localhost import indexed_functions
 from licensing.functions.traced import is_traced, traced_function
 from tests.otel import Recorded, recording

@@ -1,7 +1,7 @@
 """Pure verification: expected disabled set + observed plan states -> outcome."""
 
-from licensing.model import ObservedLicense, PlanState
-from licensing.verification import ExpectedLicense, verify_license
+from licensing.core.model import ObservedLicense, PlanState
+from licensing.core.verification import ExpectedLicense, verify_license
 from tests.unit.catalog import EMS, INTUNE_A, RMS_S_PREMIUM
 
 EXPECTED = ExpectedLicense(EMS, "EMS", frozenset({INTUNE_A}))

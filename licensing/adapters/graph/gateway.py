@@ -1,0 +1,211 @@
+"""The only module that talks to Microsoft Graph. ODataError becomes our own errors here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+
+import httpx
+from azure.core.exceptions import ClientAuthenticationError
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph import GraphServiceClient
+from msgraph.generated.models.assigned_license import AssignedLicense
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.user import User
+from msgraph.generated.users.item.assign_license.assign_license_post_request_body import (
+    AssignLicensePostRequestBody,
+)
+from msgraph.generated.users.item.license_details.license_details_request_builder import (
+    LicenseDetailsRequestBuilder,
+)
+from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+from licensing.adapters.graph.client import Closable, build_client
+from licensing.adapters.graph.fallback import plans_from_user
+from licensing.adapters.graph.reads import observed_from_json, sku_from_json, user_from_json
+from licensing.adapters.graph.telemetry import graph_call
+from licensing.adapters.telemetry import catalog_read
+from licensing.core.errors import (
+    AccessDenied,
+    AssignmentRejected,
+    LicensingError,
+    PermanentError,
+    SeatsExhausted,
+    TransientError,
+    UsageLocationMissing,
+    UserNotFound,
+)
+from licensing.core.model import Catalog, ObservedLicense, UserFacts
+from licensing.settings import Settings
+
+log = logging.getLogger(__name__)
+
+USER_SELECT = [
+    "id", "userPrincipalName", "accountEnabled", "usageLocation", "department", "jobTitle",
+    "companyName", "employeeType", "country", "assignedLicenses", "licenseAssignmentStates",
+]  # fmt: skip
+RAW_ERRORS: dict[str, Any] = {"XXX": ODataError}  # every error status deserialises as ODataError
+FALLBACK_SELECT = ["id", "assignedLicenses", "assignedPlans", "licenseAssignmentStates"]
+
+
+class GraphPort(Protocol):
+    """What the service layer needs from Graph."""
+
+    async def catalog(self, *, fresh: bool = False) -> Catalog: ...
+    async def get_user(self, user: str) -> UserFacts: ...
+    async def set_usage_location(self, user_id: str, location: str) -> None: ...
+    async def assign(self, user_id: str, add: Sequence[tuple[str, Iterable[str]]], remove: Sequence[str]) -> None: ...
+    async def plan_states(self, user_id: str) -> tuple[ObservedLicense, ...]: ...
+
+
+class GraphGateway:
+    """GraphPort over msgraph-sdk's GraphServiceClient; caches the SKU catalog for a short TTL."""
+
+    def __init__(
+        self,
+        client: GraphServiceClient,
+        *,
+        catalog_ttl: float,
+        http: httpx.AsyncClient | None = None,
+        credential: Closable | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._http = http
+        self._credential = credential
+        self._ttl = catalog_ttl
+        self._clock = clock
+        self._catalog: tuple[float, Catalog] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GraphGateway:
+        """Build the client the settings ask for (managed identity, developer login, or emulator)."""
+        client, http, credential = build_client(settings)
+        return cls(client, catalog_ttl=settings.catalog_ttl_seconds, http=http, credential=credential)
+
+    @property
+    def client(self) -> GraphServiceClient:
+        """The SDK client, for the rest of the Graph adapter (graph_subscriptions) only."""
+        return self._client
+
+    async def close(self) -> None:
+        """Close the HTTP client and credential (they belong to the event loop that opened them)."""
+        if self._http is not None:
+            await self._http.aclose()
+        if self._credential is not None:
+            await self._credential.close()
+
+    async def catalog(self, *, fresh: bool = False) -> Catalog:
+        """The tenant's subscribed SKUs with seats (GET /subscribedSkus), cached for ``catalog_ttl``."""
+        now = self._clock()
+        if not fresh and self._catalog and now - self._catalog[0] < self._ttl:
+            return self._catalog[1]
+        page = await self._raw("read subscribedSkus", self._client.subscribed_skus.to_get_request_information())
+        self._catalog = (now, Catalog(tuple(sku_from_json(item) for item in page.get("value") or [])))
+        catalog_read(self._catalog[1])
+        return self._catalog[1]
+
+    async def get_user(self, user: str) -> UserFacts:
+        """Read a user by object id or UPN with only the properties planning needs (parsed as plain JSON)."""
+        config = RequestConfiguration(
+            query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_SELECT)
+        )
+        info = self._client.users.by_user_id(user).to_get_request_information(config)
+        found = await self._raw(f"read user {user}", info)
+        if not found.get("id"):
+            raise UserNotFound(f"user {user} was not returned by Graph")
+        return user_from_json(found)
+
+    async def _raw(self, what: str, info: Any) -> dict[str, Any]:  # noqa: ANN401  # kiota RequestInformation
+        """Send through the SDK's request adapter (auth, retry, errors) and parse the body with json."""
+        raw = await call(what, self._client.request_adapter.send_primitive_async(info, "bytes", RAW_ERRORS))
+        data: dict[str, Any] = json.loads(raw) if raw else {}
+        return data
+
+    async def set_usage_location(self, user_id: str, location: str) -> None:
+        """PATCH the user's usageLocation (needs User.ReadWrite.All)."""
+        await call(f"set usageLocation of {user_id}", self._client.users.by_user_id(user_id).patch(
+            User(usage_location=location)
+        ))  # fmt: skip
+
+    async def assign(self, user_id: str, add: Sequence[tuple[str, Iterable[str]]], remove: Sequence[str]) -> None:
+        """POST assignLicense with the full desired disabled set per SKU (Graph replaces, never merges)."""
+        body = AssignLicensePostRequestBody(
+            add_licenses=[
+                AssignedLicense(sku_id=uuid.UUID(sku), disabled_plans=[uuid.UUID(p) for p in sorted(plans)])
+                for sku, plans in add
+            ],
+            remove_licenses=[uuid.UUID(s) for s in remove],  # Graph requires the key even when empty
+        )
+        await call(f"assign licenses to {user_id}", self._client.users.by_user_id(user_id).assign_license.post(body))
+
+    async def plan_states(self, user_id: str) -> tuple[ObservedLicense, ...]:
+        """Every SKU's plans with provisioningStatus; falls back to assignedPlans when licenseDetails is 403."""
+        select = LicenseDetailsRequestBuilder.LicenseDetailsRequestBuilderGetQueryParameters(
+            select=["skuId", "skuPartNumber", "servicePlans"]
+        )
+        info = self._client.users.by_user_id(user_id).license_details.to_get_request_information(
+            RequestConfiguration(query_parameters=select)
+        )
+        try:
+            details = await self._raw(f"read licenseDetails of {user_id}", info)
+        except AccessDenied:
+            log.info("licenseDetails refused for %s; reading assignedPlans instead", user_id)
+            config = RequestConfiguration(
+                query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=FALLBACK_SELECT)
+            )
+            user = await call(f"read plans of {user_id}", self._client.users.by_user_id(user_id).get(config))
+            if user is None:
+                raise UserNotFound(f"user {user_id} was not returned by Graph") from None
+            return plans_from_user(user, await self.catalog())
+        return observed_from_json(details)
+
+
+async def call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's return types are untyped for mypy
+    """Await one SDK call (in its own span) and translate its failures into our errors."""
+    with graph_call() as span:
+        try:
+            return await pending
+        except APIError as exc:
+            raise span.failed(translate(exc, what)) from None
+        except ClientAuthenticationError as exc:
+            # No token: IMDS not reachable yet, or an admin who has not run `az login`. Retrying may help.
+            raise span.failed(TransientError(
+                f"could not get a Graph token to {what}: {type(exc).__name__} (check the managed identity, "
+                "or sign in with az login when LICENSING_GRAPH_AUTH=default)"
+            )) from None  # fmt: skip
+        except httpx.TimeoutException:
+            raise span.failed(TransientError(f"Graph timed out while trying to {what}")) from None
+        except httpx.TransportError as exc:
+            unreachable = f"Graph unreachable while trying to {what}: {type(exc).__name__}"
+            raise span.failed(TransientError(unreachable)) from None
+
+
+def translate(exc: APIError, what: str) -> LicensingError:  # noqa: PLR0911  # a flat decision table
+    """Map a Graph error to permanent vs transient, keeping Graph's code and message."""
+    status = exc.response_status_code or 0
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) or "unknown"
+    message = getattr(error, "message", None) or str(exc)
+    text = f"Graph refused to {what}: {status} {code}: {message}"
+    lowered = message.lower()
+    if status == 404:
+        return UserNotFound(text)
+    if status == 401:  # an expired or not yet valid token: a fresh one on redelivery usually fixes it
+        return TransientError(text)
+    if status == 403:
+        return AccessDenied(f"{text} (grant the app's identity the Graph permission this call needs)")
+    if status == 400 and "usage location" in lowered:
+        return UsageLocationMissing(text)
+    if status == 400 and "does not have any available licenses" in lowered:
+        return SeatsExhausted(text, part_numbers=())
+    if status in {408, 429} or status >= 500:
+        return TransientError(text)
+    if status == 400:
+        return AssignmentRejected(text)
+    return PermanentError(text)

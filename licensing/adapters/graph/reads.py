@@ -1,0 +1,83 @@
+"""Graph JSON (users, subscribedSkus, licenseDetails) as plain data. Pure: the raw-read paths parse with the
+json module and these functions, because the SDK's typed models cost milliseconds per user."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from licensing.core.model import HeldLicense, ObservedLicense, PlanState, ServicePlan, Sku, UserFacts
+
+
+def observed_from_json(body: Mapping[str, Any]) -> tuple[ObservedLicense, ...]:
+    """A licenseDetails collection as observed plan states."""
+    return tuple(
+        ObservedLicense(
+            str(d.get("skuId", "")).lower(),
+            str(d.get("skuPartNumber", "")),
+            tuple(
+                PlanState(
+                    str(p.get("servicePlanId", "")).lower(),
+                    str(p.get("servicePlanName", "")),
+                    str(p.get("provisioningStatus", "")),
+                )
+                for p in d.get("servicePlans") or []
+            ),
+        )
+        for d in body.get("value") or []
+    )
+
+
+def sku_from_json(data: Mapping[str, Any]) -> Sku:
+    """One subscribedSkus item as a Sku. Pure."""
+    prepaid = data.get("prepaidUnits") or {}
+    return Sku(
+        id=str(data.get("skuId", "")).lower(),
+        part_number=str(data.get("skuPartNumber", "")),
+        plans=tuple(
+            ServicePlan(
+                str(p.get("servicePlanId", "")).lower(),
+                str(p.get("servicePlanName", "")),
+                str(p.get("appliesTo") or "User"),
+            )
+            for p in data.get("servicePlans") or []
+        ),
+        enabled=int(prepaid.get("enabled") or 0),
+        consumed=int(data.get("consumedUnits") or 0),
+        suspended=int(prepaid.get("suspended") or 0),
+        applies_to=str(data.get("appliesTo") or "User"),
+    )
+
+
+def user_from_json(data: Mapping[str, Any]) -> UserFacts:
+    """A Graph user JSON object (as selected by SWEEP_SELECT) as UserFacts. Pure."""
+    attributes = {
+        key: str(data[key])
+        for key in ("department", "jobTitle", "companyName", "employeeType", "country")
+        if data.get(key)
+    }
+    states = data.get("licenseAssignmentStates") or []
+    if states:
+        held = tuple(
+            HeldLicense(
+                str(s.get("skuId", "")).lower(),
+                frozenset(str(p).lower() for p in s.get("disabledPlans") or []),
+                str(s["assignedByGroup"]) if s.get("assignedByGroup") else None,
+            )
+            for s in states
+        )
+    else:
+        held = tuple(
+            HeldLicense(
+                str(a.get("skuId", "")).lower(), frozenset(str(p).lower() for p in a.get("disabledPlans") or [])
+            )
+            for a in data.get("assignedLicenses") or []
+        )
+    return UserFacts(
+        id=str(data.get("id", "")),
+        user_principal_name=str(data.get("userPrincipalName") or data.get("id", "")),
+        usage_location=data.get("usageLocation") or None,
+        account_enabled=data.get("accountEnabled") is not False,
+        attributes=attributes,
+        licenses=held,
+    )

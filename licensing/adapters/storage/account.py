@@ -1,0 +1,325 @@
+"""Queues and tables (Azurite locally, Azure Storage in production) behind one small adapter."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from azure.core import MatchConditions
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.blob.aio import BlobServiceClient
+from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from licensing.core.errors import TransientError
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
+from licensing.core.records import AuditEvent, StatusRecord
+from licensing.settings import StorageSettings
+
+log = logging.getLogger(__name__)
+
+STATUS_TABLE = "LicenseStatus"
+EVENTS_TABLE = "LicenseEvents"
+HR_EVENTS_TABLE = "HrEvents"  # eventId dedupe for the HR webhook
+SCHEDULED_TABLE = "ScheduledRequests"  # requests due more than 7 days out (past the queue's delay limit)
+RUNS_TABLE = "SweepRuns"  # partition "runs": one summary row per run; "lock" / "state": the lease and deltaLink
+DRIFT_TABLE = "SweepDrift"  # partitions "<run id>-<hex digit>", one row per drifted user
+LEASES_TABLE = "UserLeases"  # one short lease per user while a request for them is being applied
+BUDGET_TABLE = "WriteBudget"  # Graph identity writes counted per slot of the window, shared by all workers
+TABLES = (
+    STATUS_TABLE,
+    EVENTS_TABLE,
+    HR_EVENTS_TABLE,
+    SCHEDULED_TABLE,
+    RUNS_TABLE,
+    DRIFT_TABLE,
+    LEASES_TABLE,
+    BUDGET_TABLE,
+)
+QUEUES = (
+    LICENSE_REQUESTS_QUEUE,
+    LICENSE_VERIFY_QUEUE,
+    f"{LICENSE_REQUESTS_QUEUE}-poison",
+    f"{LICENSE_VERIFY_QUEUE}-poison",
+)
+MAX_VISIBILITY_DELAY = 7 * 24 * 3600 - 60  # the queue service refuses anything past 7 days
+_MAX_TICKS = 10**19
+
+# Every lost ETag race means another writer's update went in, and a writer older than the row drops out, so
+# N concurrent writers of one row need at most N rounds: this covers far more than a user ever sees at once.
+STATUS_WRITE_ATTEMPTS = 32
+
+
+class StoragePort(Protocol):
+    """What the service layer needs from storage."""
+
+    async def send(self, queue: str, payload: Mapping[str, Any], *, delay_seconds: int = 0) -> None: ...
+    async def put_status(self, record: StatusRecord) -> None: ...
+    async def append_event(self, event: AuditEvent) -> None: ...
+    async def last_error(self, user_key: str, request_id: str) -> AuditEvent | None: ...
+
+
+def table_key(value: str) -> str:
+    """A PartitionKey/RowKey-safe form: / \\ # ? % and control characters are percent-encoded."""
+    return "".join(
+        f"%{ord(ch):02X}" if ch in "/\\#?%" or ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in value[:400]
+    )
+
+
+@contextmanager
+def transient(what: str) -> Iterator[None]:
+    try:
+        yield
+    except (ResourceExistsError, ResourceNotFoundError):
+        raise
+    except AzureError as exc:
+        raise TransientError(f"storage failed to {what}: {type(exc).__name__}") from exc
+
+
+class Storage:
+    """StoragePort over azure-storage-queue (base64 messages, as host.json expects) and azure-data-tables."""
+
+    def __init__(
+        self,
+        queues: QueueServiceClient,
+        tables: TableServiceClient,
+        credential: Any = None,  # noqa: ANN401  # an azure-identity async credential
+        blobs: BlobServiceClient | None = None,
+    ) -> None:
+        self._queues = queues
+        self._tables = tables
+        self._credential = credential
+        self.blobs = blobs  # the sweep's CSV reports; None when no blob endpoint is configured
+        self._queue_clients: dict[str, QueueClient] = {}
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings) -> Storage:
+        """Connection string (Azurite, keys) or identity-based service URIs (managed identity)."""
+        if settings.connection_string:
+            return cls(
+                QueueServiceClient.from_connection_string(settings.connection_string),
+                TableServiceClient.from_connection_string(settings.connection_string),
+                blobs=BlobServiceClient.from_connection_string(settings.connection_string),
+            )
+        from azure.identity.aio import ManagedIdentityCredential  # noqa: PLC0415  # only in Azure
+
+        credential = ManagedIdentityCredential(client_id=settings.client_id)
+        return cls(
+            QueueServiceClient(settings.queue_service_uri or "", credential=credential),
+            TableServiceClient(settings.table_service_uri or "", credential=credential),
+            credential,
+            BlobServiceClient(settings.blob_service_uri, credential=credential) if settings.blob_service_uri else None,
+        )
+
+    async def ensure_created(self) -> None:
+        """Create our queues and tables if missing (idempotent; the deployment may have made them)."""
+        for name in QUEUES:
+            with transient(f"create queue {name}"), suppress(ResourceExistsError):
+                await self.queue(name).create_queue()
+        for table in TABLES:
+            with transient(f"create table {table}"):
+                await self._tables.create_table_if_not_exists(table)
+
+    def table(self, name: str) -> TableClient:
+        """A client for one of our tables."""
+        return self._tables.get_table_client(name)
+
+    def queue(self, name: str) -> QueueClient:
+        """A client for one queue, base64 in both directions like the Functions host."""
+        if name not in self._queue_clients:
+            self._queue_clients[name] = self._queues.get_queue_client(
+                name, message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy()
+            )
+        return self._queue_clients[name]
+
+    async def send(self, queue: str, payload: Mapping[str, Any], *, delay_seconds: int = 0) -> None:
+        """Enqueue a JSON message, invisible for ``delay_seconds`` (capped at the service's 7 days).
+
+        Messages never expire (time_to_live=-1): the default 7-day TTL would silently drop a request
+        delayed close to the 7-day limit, and nothing may vanish unrecorded.
+        """
+        delay = max(0, min(int(delay_seconds), MAX_VISIBILITY_DELAY))
+        with transient(f"send to {queue}"):
+            await self.queue(queue).send_message(
+                json.dumps(payload, default=str), visibility_timeout=delay or None, time_to_live=-1
+            )
+
+    async def put_status(self, record: StatusRecord) -> None:
+        """Write the latest status row for user+SKU, unless a newer outcome is already there.
+
+        Optimistic concurrency: read, compare ``UpdatedAt``, then update under the row's ETag (or insert);
+        a late writer with an older outcome never overwrites a newer one, and a lost race is re-read.
+        Columns not written here (AssignedAt, VerifiedAt, LastError...) are merged, so they keep history.
+        """
+        entity: dict[str, Any] = {
+            "PartitionKey": table_key(record.user_key),
+            "RowKey": table_key(record.sku),
+            "UserPrincipalName": record.user_principal_name,
+            "Outcome": record.outcome,
+            "Reason": record.reason[:4000],
+            "RequestId": record.request_id,
+            "Source": record.source,
+            "Rule": record.rule,
+            "DisabledPlans": ",".join(record.disabled_plans),
+            "PlanStatuses": json.dumps(dict(record.plan_statuses), sort_keys=True),
+            "Attempts": record.attempts,
+            "UpdatedAt": record.updated_at,
+        }
+        if record.outcome in {"assigned", "verified", "removed"}:
+            entity[f"{record.outcome.capitalize()}At"] = record.updated_at
+        if record.outcome in {"failed", "blocked", "rejected"}:
+            entity["LastError"], entity["LastErrorAt"] = record.reason[:4000], record.updated_at
+        table = self._tables.get_table_client(STATUS_TABLE)
+        with transient(f"write status of {record.user_key}"):
+            for _ in range(STATUS_WRITE_ATTEMPTS):
+                try:
+                    current = await table.get_entity(entity["PartitionKey"], entity["RowKey"])
+                except ResourceNotFoundError:
+                    try:
+                        await table.create_entity(entity)
+                    except ResourceExistsError:
+                        continue  # someone created it meanwhile: compare with theirs
+                    return
+                if current.get("UpdatedAt") and current["UpdatedAt"] > record.updated_at:
+                    log.info("kept the newer status of %s/%s", record.user_key, record.sku)
+                    return
+                try:
+                    await table.update_entity(entity, etag=current.metadata["etag"],
+                                              match_condition=MatchConditions.IfNotModified)  # fmt: skip
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue
+                return
+            raise TransientError(f"status of {record.user_key}/{record.sku} kept changing under us")
+
+    async def delete_status(self, user_key: str, sku: str) -> None:
+        """Remove one status row if it exists."""
+        with transient(f"delete status of {user_key}"), suppress(ResourceNotFoundError):
+            await self._tables.get_table_client(STATUS_TABLE).delete_entity(table_key(user_key), table_key(sku))
+
+    async def status(self, user_key: str, sku: str) -> StatusRecord | None:
+        """One status row, or None."""
+        with transient(f"read status of {user_key}"):
+            try:
+                table = self._tables.get_table_client(STATUS_TABLE)
+                entity = await table.get_entity(table_key(user_key), table_key(sku))
+            except ResourceNotFoundError:
+                return None
+        return _status(entity)
+
+    async def statuses(
+        self, user_key: str | None = None, *, outcome: str | None = None, select: Sequence[str] | None = None
+    ) -> AsyncIterator[StatusRecord]:
+        """Status rows, optionally for one user and/or one outcome; ``select`` reads only those columns (the
+        others come back empty), which makes a scan of the whole table about 3x cheaper."""
+        clauses, params = [], {}
+        if user_key is not None:
+            clauses.append("PartitionKey eq @pk")
+            params["pk"] = table_key(user_key)
+        if outcome is not None:
+            clauses.append("Outcome eq @outcome")
+            params["outcome"] = outcome
+        client = self._tables.get_table_client(STATUS_TABLE)
+        columns = list(select) if select else None
+        pages = (
+            client.query_entities(" and ".join(clauses), parameters=params, select=columns)
+            if clauses
+            else client.list_entities(select=columns)
+        )
+        async for e in pages:
+            yield _status(e)
+
+    async def append_event(self, event: AuditEvent) -> None:
+        """Append to the audit trail; RowKeys sort newest first within a user."""
+        ticks = int(event.at.timestamp() * 1_000_000)
+        entity = {
+            "PartitionKey": table_key(event.user_key),
+            "RowKey": f"{_MAX_TICKS - ticks:020d}-{uuid.uuid4().hex[:12]}",
+            "Kind": event.kind,
+            "RequestId": event.request_id,
+            "Source": event.source,
+            "Sku": event.sku,
+            "Rule": event.rule,
+            "Detail": event.detail[:4000],
+            "At": event.at,
+        }
+        if event.before is not None:
+            entity["DisabledBefore"] = ",".join(event.before)
+        if event.after is not None:
+            entity["DisabledAfter"] = ",".join(event.after)
+        with transient(f"append event for {event.user_key}"):
+            await self._tables.get_table_client(EVENTS_TABLE).create_entity(entity)
+
+    async def events(self, user_key: str) -> list[AuditEvent]:
+        """A user's audit trail, newest first."""
+        client = self._tables.get_table_client(EVENTS_TABLE)
+        rows = client.query_entities("PartitionKey eq @pk", parameters={"pk": table_key(user_key)})
+        return [_event(user_key, e) async for e in rows]
+
+    async def last_error(self, user_key: str, request_id: str) -> AuditEvent | None:
+        """The newest AttemptFailed event of a request (what the poison handler reports)."""
+        client = self._tables.get_table_client(EVENTS_TABLE)
+        rows = client.query_entities(
+            "PartitionKey eq @pk and RequestId eq @rid and Kind eq 'AttemptFailed'",
+            parameters={"pk": table_key(user_key), "rid": request_id},
+        )
+        async for e in rows:
+            return _event(user_key, e)
+        return None
+
+    async def close(self) -> None:
+        """Close every client (their aiohttp sessions belong to the current event loop)."""
+        for client in self._queue_clients.values():
+            await client.close()
+        await self._queues.close()
+        await self._tables.close()
+        if self.blobs is not None:
+            await self.blobs.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+
+def _split(value: Any) -> tuple[str, ...]:  # noqa: ANN401  # table values are loosely typed
+    return tuple(v for v in str(value or "").split(",") if v)
+
+
+def _status(e: Mapping[str, Any]) -> StatusRecord:
+    return StatusRecord(
+        user_key=_unkey(e["PartitionKey"]),
+        sku=_unkey(e["RowKey"]),
+        user_principal_name=e.get("UserPrincipalName", ""),
+        outcome=e.get("Outcome", "failed"),
+        reason=e.get("Reason", ""),
+        request_id=e.get("RequestId", ""),
+        source=e.get("Source", ""),
+        rule=e.get("Rule", ""),
+        disabled_plans=_split(e.get("DisabledPlans")),
+        plan_statuses=json.loads(e.get("PlanStatuses") or "{}"),
+        attempts=int(e.get("Attempts", 0)),
+        updated_at=e.get("UpdatedAt") or datetime.min.replace(tzinfo=UTC),
+    )
+
+
+def _event(user_key: str, e: Mapping[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        user_key=user_key,
+        kind=e["Kind"],
+        request_id=e.get("RequestId", ""),
+        source=e.get("Source", ""),
+        sku=e.get("Sku", ""),
+        before=_split(e["DisabledBefore"]) if "DisabledBefore" in e else None,
+        after=_split(e["DisabledAfter"]) if "DisabledAfter" in e else None,
+        rule=e.get("Rule", ""),
+        detail=e.get("Detail", ""),
+        at=e.get("At") or datetime.min.replace(tzinfo=UTC),
+    )
+
+
+def _unkey(value: str) -> str:
+    return unquote(value)

@@ -1,0 +1,38 @@
+"""The facts a license decision is made on: the user as Graph has them, the tenant catalog, our status rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from licensing.core.messages import OnboardRequest
+from licensing.core.model import Catalog, UserFacts
+from licensing.core.planning import managed_sku_ids
+from licensing.core.records import StatusRecord
+from licensing.services.context import Services
+
+OWNING = frozenset({"assigned", "verified", "pending", "failed"})  # status rows of SKUs this app assigned
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """One user's licensing facts: ``owned`` are the SKU ids the app may take away, ``rows`` our rows by RowKey."""
+
+    user: UserFacts
+    catalog: Catalog
+    rows: dict[str, StatusRecord]
+    owned: frozenset[str]
+
+
+async def load_state(request: OnboardRequest, user: UserFacts, services: Services) -> UserState:
+    """Read the catalog and the user's status rows; what the app owns is normally the SKUs it assigned.
+
+    A converging sweep fix owns every SKU the policy names (it removes what the rule no longer gives).
+    """
+    catalog = await services.graph.catalog()
+    rows = {r.sku: r async for r in services.storage.statuses(user.id)}
+    if request.converge:
+        return UserState(user, catalog, rows, managed_sku_ids(services.policy(), catalog))
+    owned = frozenset(
+        sku.id for part, row in rows.items() if row.outcome in OWNING and (sku := catalog.by_part_number(part))
+    )
+    return UserState(user, catalog, rows, owned)

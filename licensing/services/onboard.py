@@ -1,0 +1,179 @@
+"""Onboard one user, top to bottom: parse -> load facts -> plan (pure) -> apply -> outcome.
+
+The ways it ends short of an assignment (blocked, rejected, user missing, compliant) are in onboard_outcomes;
+a leaver's removal is offboard's. Every outcome goes through the one recorder.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from licensing.adapters.storage import leases
+from licensing.core.errors import (
+    InvalidRequest,
+    PermanentError,
+    PolicyError,
+    SeatsExhausted,
+    TransientError,
+    UsageLocationMissing,
+    UserNotFound,
+)
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE, OnboardRequest, parse_message
+from licensing.core.model import UserFacts
+from licensing.core.outcomes import Decided, Noted, Subject, assignment_requested, license_assigned, license_removed
+from licensing.core.planning import AssignmentPlan, plan_assignment
+from licensing.core.policy import Policy
+from licensing.core.records import LEAVER, StatusRecord
+from licensing.services.context import Services
+from licensing.services.facts import UserState, load_state
+from licensing.services.offboard import offboard
+from licensing.services.onboard_outcomes import blocked, clear_request_rows, compliant, rejected, user_missing
+from licensing.services.recording import Handled, about, backoff, note_failed_attempt, record, reject_unreadable
+from licensing.services.seats import release_blocked, warn_low_seats
+from licensing.services.verify import schedule_verification
+
+log = logging.getLogger(__name__)
+LEASE_WAIT_SECONDS = 3  # how soon a request that found the user busy comes back (with jitter)
+NO_USAGE_LOCATION = (
+    "{upn} has no usage location and LICENSING_SET_USAGE_LOCATION is off; "
+    "set usageLocation on the user or turn the setting on (needs User.ReadWrite.All)"
+)
+
+
+async def onboard(body: str, services: Services, *, message_id: str = "", delivery: int = 1) -> Handled:
+    """Handle one license-requests message. Transient failures raise (the queue redelivers)."""
+    try:
+        request = parse_message(body, OnboardRequest)
+    except InvalidRequest as exc:
+        await reject_unreadable(services, body, exc.message, message_id=message_id, source="license-requests")
+        return Handled("rejected", exc.message)
+    try:
+        return await _onboard(request, services)
+    except PermanentError as exc:  # before the user was known, e.g. the app may not read users (403)
+        await record(services, Decided(about(request), "failed", "AssignmentFailed", exc.message))
+        return Handled("failed", exc.message)
+    except Exception as exc:
+        await note_failed_attempt(services, about(request), error=exc, delivery=delivery)
+        raise
+
+
+async def _onboard(request: OnboardRequest, services: Services) -> Handled:
+    try:
+        policy = services.policy()
+    except PolicyError as exc:
+        # The file itself is broken: every request would fail alike, so let the queue redeliver (and in
+        # the end poison, with this reason) rather than reject a whole day of joiners.
+        raise TransientError(f"the policy file cannot be used: {exc.message}") from None
+    try:
+        user = await services.graph.get_user(request.user)
+    except UserNotFound as exc:
+        return await user_missing(request, services, exc)
+    holder = f"{request.request_id}:{uuid.uuid4().hex[:8]}"
+    if not await leases.take(services.storage, user.id, holder=holder, now=services.clock()):
+        # Another request for this user is being applied right now (a duplicate, or HR and Graph at once):
+        # come back in a few seconds and find the result, instead of writing the same change twice.
+        delay = backoff(LEASE_WAIT_SECONDS, 1)
+        payload = request.model_dump(mode="json", by_alias=True)
+        await services.storage.send(LICENSE_REQUESTS_QUEUE, payload, delay_seconds=delay)
+        return Handled("deferred", f"another request for {user.id} is in progress; again in {delay} s")
+    try:
+        user = await services.graph.get_user(user.id)  # fresh facts: the previous holder may just have written
+        state = await load_state(request, user, services)
+        if request.action == "remove":
+            return await offboard(request, state, services)
+        return await _assign(request, state, policy, services)
+    except PermanentError as exc:  # Graph refused something unplanned (an invalid country, a permission)
+        await record(services, Decided(about(request, user), "failed", "AssignmentFailed", exc.message))
+        return Handled("failed", exc.message)
+    finally:
+        await leases.give_back(services.storage, user.id, holder=holder)
+
+
+async def _assign(request: OnboardRequest, state: UserState, policy: Policy, services: Services) -> Handled:
+    user, subject = state.user, about(request, state.user)
+    if refusal := _refusal(request, user, state.rows):
+        await record(services, Noted(subject, "RequestRejected", refusal))
+        return Handled("skipped", refusal)
+    if LEAVER in state.rows:  # a rehire, reported by HR after the termination
+        await services.storage.delete_status(user.id, LEAVER)
+    try:
+        plan = plan_assignment(
+            user,
+            policy,
+            state.catalog,
+            attributes=request.attributes,
+            usage_location=request.usage_location,
+            owned=state.owned,
+        )
+    except SeatsExhausted as exc:
+        return await blocked(request, user, services, exc)
+    except (PolicyError, UsageLocationMissing) as exc:
+        return await rejected(subject, services, exc.message)
+    if plan.no_op:
+        return await compliant(request, state, plan, services, verify_again=_unverified(state.rows, plan))
+    if plan.usage_location:
+        if not services.settings.set_usage_location:
+            return await rejected(subject, services, NO_USAGE_LOCATION.format(upn=user.user_principal_name))
+        await services.budget.permit()
+        await services.graph.set_usage_location(user.id, plan.usage_location)
+        await record(services, Noted(subject, "UsageLocationSet", f"usageLocation set to {plan.usage_location}"))
+    return await _apply(request, subject, state, plan, services)
+
+
+async def _apply(
+    request: OnboardRequest, subject: Subject, state: UserState, plan: AssignmentPlan, services: Services
+) -> Handled:
+    user, catalog = state.user, state.catalog
+    # Intent first: if the write succeeds but recording it fails, the redelivery finds nothing to do,
+    # and this event is what keeps the before/after in the audit trail.
+    for change in plan.changes:
+        await record(services, assignment_requested(subject, change, catalog))
+    await services.budget.permit()
+    try:
+        await services.graph.assign(
+            user.id,
+            [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes],
+            [r.sku_id for r in plan.removals],  # a mover's old SKU goes in the same call: both or neither
+        )
+    except SeatsExhausted as exc:  # the cached catalog was optimistic; Graph has the last word
+        await services.graph.catalog(fresh=True)
+        return await blocked(request, user, services, exc, tuple(c.desired.part_number for c in plan.changes))
+    # The check goes out before the "assigned" row: that row then always has a check behind it, even if storage
+    # fails right after (a redelivery treats "assigned" as a check under way). The row is dated before the send,
+    # so a quick check's "verified" is never overwritten by it.
+    assigned_at = services.clock()
+    if plan.managed:
+        await schedule_verification(services, subject, plan, delay=services.settings.verify_delay_seconds)
+    for change in plan.changes:
+        await record(services, license_assigned(subject, change, catalog, rule=plan.rule, at=assigned_at))
+    why = f"rule {plan.rule!r} no longer gives it"
+    for removal in plan.removals:
+        await record(services, license_removed(subject, removal, catalog, why=why, rule=plan.rule))
+    await warn_low_seats(services, catalog, [c.desired.part_number for c in plan.changes if c.before is None])
+    if plan.removals:
+        await release_blocked(services, {r.part_number: 1 for r in plan.removals})
+    await clear_request_rows(request, user, services)
+    done = ", ".join([c.desired.part_number for c in plan.changes] + [f"-{r.part_number}" for r in plan.removals])
+    log.info("licenses %s for %s (rule %s, request %s)", done, user.id, plan.rule, request.request_id)
+    return Handled("assigned", f"{done} for {user.user_principal_name}")
+
+
+def _unverified(rows: dict[str, StatusRecord], plan: AssignmentPlan) -> bool:
+    """True unless every managed SKU already has a verification done or under way (no second chain)."""
+    return any(
+        (row := rows.get(d.part_number)) is None or row.outcome not in {"verified", "pending", "assigned"}
+        for d in plan.managed
+    )
+
+
+def _refusal(request: OnboardRequest, user: UserFacts, rows: dict[str, StatusRecord]) -> str | None:
+    """Why this user must not be licensed now: a disabled account, or a leaver (until a later HR hire)."""
+    if not user.account_enabled:
+        return "the account is disabled; disabled accounts are not licensed"
+    tomb = rows.get(LEAVER)
+    if tomb is None:
+        return None
+    if request.source == "hr" and request.issued_at is not None and request.issued_at > tomb.updated_at:
+        return None
+    return f"left on {tomb.updated_at:%Y-%m-%d} (HR terminate); only a later HR hire licenses them again"

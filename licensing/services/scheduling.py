@@ -1,0 +1,83 @@
+"""Requests that take effect later: a queue visibility delay up to 7 days, a table beyond, released by a timer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from licensing.adapters.storage.account import MAX_VISIBILITY_DELAY, SCHEDULED_TABLE, Storage, table_key, transient
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+
+log = logging.getLogger(__name__)
+HELD = "held"  # the one partition: rows sort by RowKey = due time, so "what is due" is a range query
+Placement = Literal["now", "delayed", "held"]
+RELEASE_WITHIN = timedelta(days=6)  # a day inside the queue's 7-day delay limit: the timer has many chances
+
+
+async def dispatch(
+    storage: Storage, message: Mapping[str, Any], *, effective: datetime | None, now: datetime
+) -> tuple[Placement, datetime | None]:
+    """Enqueue now, enqueue invisible until ``effective``, or hold it in a table when that is > 7 days away."""
+    delay = int((effective - now).total_seconds()) if effective else 0
+    if delay <= 0:
+        await storage.send(LICENSE_REQUESTS_QUEUE, message)
+        return "now", None
+    if delay <= MAX_VISIBILITY_DELAY:
+        await storage.send(LICENSE_REQUESTS_QUEUE, message, delay_seconds=delay)
+        return "delayed", effective
+    assert effective is not None  # delay > 0 implies it
+    entity = {
+        "PartitionKey": HELD,
+        "RowKey": f"{effective:%Y%m%dT%H%M%S}-{table_key(str(message.get('requestId') or uuid.uuid4().hex))}",
+        "Effective": effective,
+        "Message": json.dumps(message),
+    }
+    with transient("hold a scheduled request"):
+        await storage.table(SCHEDULED_TABLE).upsert_entity(entity)
+    return "held", effective
+
+
+async def release_due(storage: Storage, *, now: datetime) -> int:
+    """Move held requests due within 6 days onto the queue with their remaining delay (send, then delete)."""
+    horizon = now + RELEASE_WITHIN
+    table = storage.table(SCHEDULED_TABLE)
+    released = 0
+    rows = table.query_entities(
+        "PartitionKey eq @pk and RowKey lt @until", parameters={"pk": HELD, "until": f"{horizon:%Y%m%dT%H%M%S}~"}
+    )
+    async for row in rows:
+        effective: datetime = row["Effective"]
+        delay = max(int((effective - now).total_seconds()), 0)
+        # Send first: if the delete then fails the request goes out twice, and onboarding is idempotent.
+        await storage.send(LICENSE_REQUESTS_QUEUE, json.loads(row["Message"]), delay_seconds=delay)
+        with transient("release a scheduled request"):
+            await table.delete_entity(row["PartitionKey"], row["RowKey"])
+        released += 1
+    if released:
+        log.info("released %d scheduled request(s)", released)
+    return released
+
+
+async def cancel_held(storage: Storage, user: str, *, action: str = "assign") -> int:
+    """Drop held requests of one user (a leaver's future hire); returns how many."""
+    table = storage.table(SCHEDULED_TABLE)
+    dropped = 0
+    async for row in table.query_entities("PartitionKey eq @pk", parameters={"pk": HELD}):
+        message = json.loads(row["Message"])
+        if str(message.get("user", "")).lower() == user.lower() and message.get("action", "assign") == action:
+            with transient("cancel a scheduled request"):
+                await table.delete_entity(row["PartitionKey"], row["RowKey"])
+            dropped += 1
+    return dropped
+
+
+async def held(storage: Storage) -> list[tuple[datetime, dict[str, Any]]]:
+    """Every held request with its effective time, soonest first (for status views and tests)."""
+    table = storage.table(SCHEDULED_TABLE)
+    return [(row["Effective"], json.loads(row["Message"])) async for row in table.query_entities(
+        "PartitionKey eq @pk", parameters={"pk": HELD}
+    )]  # fmt: skip

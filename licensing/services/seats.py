@@ -1,0 +1,51 @@
+"""Seats: warn when a SKU runs low, and hand freed seats to blocked users one by one (no thundering herd)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+
+from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.model import Catalog
+from licensing.core.outcomes import Noted, Subject
+from licensing.services.context import Services
+from licensing.services.recording import record
+
+log = logging.getLogger(__name__)
+SEATS = "_seats"  # LicenseEvents partition for tenant-wide seat events
+
+
+async def warn_low_seats(services: Services, catalog: Catalog, taken: Iterable[str]) -> None:
+    """After assigning ``taken`` part numbers: a warning (log + SeatsLow event) when free seats drop low."""
+    threshold = services.settings.low_seat_threshold
+    for part in taken:
+        sku = catalog.by_part_number(part)
+        if sku is None:
+            continue
+        free = sku.free - 1  # the catalog was read before this assignment took one
+        if free < threshold:
+            log.warning("low seats: %s has %d free (threshold %d)", part, max(free, 0), threshold)
+            detail = f"{part} has {max(free, 0)} free of {sku.enabled} (LICENSING_LOW_SEAT_THRESHOLD={threshold})"
+            await record(services, Noted(Subject(SEATS, "", "", "onboarding"), "SeatsLow", detail, sku=part))
+
+
+async def release_blocked(services: Services, freed: Mapping[str, int]) -> int:
+    """Requeue at most as many blocked users per SKU as seats were freed; returns how many were requeued."""
+    requeued = 0
+    for part, seats in freed.items():
+        left = seats
+        if left <= 0:
+            continue
+        async for row in services.storage.statuses(outcome="blocked"):
+            if row.sku != part:
+                continue
+            message = {"user": row.user_key, "source": "manual", "requestId": f"unblock-{uuid.uuid4().hex[:12]}"}
+            await services.storage.send(LICENSE_REQUESTS_QUEUE, message)
+            requeued += 1
+            left -= 1
+            if left == 0:
+                break
+    if requeued:
+        log.info("requeued %d blocked user(s) for freed seats", requeued)
+    return requeued

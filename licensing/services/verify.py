@@ -1,0 +1,120 @@
+"""Verify one assignment: every plan's provisioning status, re-checked with backoff until it settles."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from licensing.adapters import telemetry
+from licensing.core.errors import InvalidRequest, PermanentError
+from licensing.core.messages import LICENSE_VERIFY_QUEUE, VerifyRequest, parse_message
+from licensing.core.outcomes import Decided, Subject
+from licensing.core.planning import AssignmentPlan
+from licensing.core.records import EventKind, Outcome
+from licensing.core.verification import ExpectedLicense, LicenseVerdict, verify_license
+from licensing.services.context import Services
+from licensing.services.recording import Handled, about, note_failed_attempt, record, reject_unreadable, retry_payload
+
+log = logging.getLogger(__name__)
+_KIND: dict[Outcome, EventKind] = {
+    "verified": "AssignmentVerified",
+    "pending": "AssignmentPending",
+    "failed": "AssignmentFailed",
+}
+
+
+async def schedule_verification(services: Services, subject: Subject, plan: AssignmentPlan, *, delay: int) -> None:
+    """Enqueue the first check of the plan's managed licenses, ``delay`` seconds from now, with the deadline."""
+    deadline = services.clock() + timedelta(minutes=services.settings.verify_deadline_minutes)
+    payload = {
+        "userId": subject.user_key,
+        "userPrincipalName": subject.upn,
+        "requestId": subject.request_id,
+        "source": subject.source,
+        "rule": plan.rule,
+        "licenses": [
+            {
+                "skuId": d.sku_id,
+                "partNumber": d.part_number,
+                "disabledPlans": sorted(d.disabled_plan_ids),
+                "disabledPlanNames": list(d.disabled_plan_names),
+            }
+            for d in plan.managed
+        ],
+        "deadline": deadline.isoformat(),
+        "attempt": 0,
+    }
+    await services.storage.send(LICENSE_VERIFY_QUEUE, payload, delay_seconds=delay)
+
+
+async def verify(body: str, services: Services, *, message_id: str = "", delivery: int = 1) -> Handled:
+    """Handle one license-verify message. Transient failures raise (the queue redelivers)."""
+    try:
+        request = parse_message(body, VerifyRequest)
+    except InvalidRequest as exc:
+        await reject_unreadable(services, body, exc.message, message_id=message_id, source="license-verify")
+        return Handled("rejected", exc.message)
+    try:
+        return await _verify(request, services)
+    except Exception as exc:
+        await note_failed_attempt(
+            services, about(request).as_user(request.user_id.lower(), ""), error=exc, delivery=delivery
+        )
+        raise
+
+
+async def _verify(request: VerifyRequest, services: Services) -> Handled:
+    try:
+        observed = {o.sku_id: o for o in await services.graph.plan_states(request.user_id)}
+    except PermanentError as exc:  # the user was deleted, or the app lost its read permission
+        verdicts = [
+            LicenseVerdict(lic.sku_id.lower(), lic.part_number, "failed", (), exc.message) for lic in request.licenses
+        ]
+    else:
+        verdicts = [
+            verify_license(
+                ExpectedLicense(lic.sku_id.lower(), lic.part_number, frozenset(p.lower() for p in lic.disabled_plans)),
+                observed.get(lic.sku_id.lower()),
+            )
+            for lic in request.licenses
+        ]
+    now = services.clock()
+    next_check = 0
+    if any(v.outcome == "pending" for v in verdicts) and now < request.deadline:
+        settings = services.settings
+        next_check = max(
+            1,
+            min(
+                settings.verify_delay_seconds * 2**request.attempt,
+                settings.verify_max_backoff_seconds,
+                int((request.deadline - now).total_seconds()),
+            ),
+        )
+    subject = about(request)
+    for verdict, lic in zip(verdicts, request.licenses, strict=True):
+        outcome, reason = verdict.outcome, verdict.reason
+        if outcome == "pending":
+            if next_check:
+                reason = f"{reason}; next check in {next_check} s"
+            else:
+                outcome = "failed"
+                reason = f"still pending at the deadline ({_age(services)}): {reason}"
+        disabled, statuses = lic.disabled_plan_names, verdict.plan_statuses()
+        decided = Decided(subject, outcome, _KIND[outcome], reason, lic.part_number, request.rule, disabled, statuses)
+        await record(services, decided)
+        telemetry.verified(outcome=outcome, sku=lic.part_number)
+    if next_check:  # sent after recording: a failed write redelivers this message rather than forking a chain
+        await services.storage.send(LICENSE_VERIFY_QUEUE, retry_payload(request), delay_seconds=next_check)
+    summary = ", ".join(f"{v.part_number}={v.outcome}" for v in verdicts)
+    log.info("verified %s: %s (request %s)", request.user_id, summary, request.request_id)
+    if any(v.outcome == "failed" for v in verdicts):
+        return Handled("failed", summary)
+    return (
+        Handled("pending" if next_check else "verified", summary)
+        if any(v.outcome == "pending" for v in verdicts)
+        else Handled("verified", summary)
+    )
+
+
+def _age(services: Services) -> str:
+    return f"{timedelta(minutes=services.settings.verify_deadline_minutes)} after assignment"
