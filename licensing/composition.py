@@ -1,16 +1,18 @@
 """The composition root: builds adapters from Settings lazily, once per process (and event loop).
 
 Nothing heavy is imported here at module level: every Flex Consumption cold start imports function_app, and the
-Graph SDK, the Storage SDKs and OpenTelemetry are loaded only when the first invocation builds the Services.
+Graph SDK, the Storage SDKs, OpenTelemetry, the settings and the policy model (pydantic) are loaded only when the
+first invocation builds the Services.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-from licensing.services.context import Services
-from licensing.settings import Settings
+if TYPE_CHECKING:
+    from licensing.services.context import Services
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ async def _build(loop: asyncio.AbstractEventLoop) -> Services:
         from licensing.adapters import telemetry  # noqa: PLC0415
         from licensing.adapters.graph.gateway import GraphGateway  # noqa: PLC0415
         from licensing.adapters.storage.account import Storage  # noqa: PLC0415
+        from licensing.services.context import Services  # noqa: PLC0415
+        from licensing.settings import Settings  # noqa: PLC0415
 
         settings = Settings.from_env()
         telemetry.configure(settings)  # once per process; nothing at all without APPLICATIONINSIGHTS_CONNECTION_STRING

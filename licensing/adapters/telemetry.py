@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import CallbackOptions, Counter, MeterProvider, Observation
+from opentelemetry.metrics import CallbackOptions, Counter, Meter, MeterProvider, Observation
 from opentelemetry.trace import Tracer, TracerProvider
 
 from licensing.core.model import Catalog
@@ -28,8 +28,47 @@ SEATS_FRESH_SECONDS = 900.0  # an instance reports free seats only from a catalo
 # The distro instruments these libraries by default. We trace what we own instead: httpx spans would carry
 # Graph URLs (UPNs), Azure SDK spans every table key, and the rest are libraries this app does not use.
 AUTO_INSTRUMENTATIONS = (
-    "azure_sdk", "django", "fastapi", "flask", "httpx", "httpx2", "psycopg2", "requests", "urllib", "urllib3",
-)  # fmt: skip
+    "azure_sdk",
+    "django",
+    "fastapi",
+    "flask",
+    "httpx",
+    "httpx2",
+    "psycopg2",
+    "requests",
+    "urllib",
+    "urllib3",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One ``licensing.*`` metric: its name, unit and the description Application Insights shows."""
+
+    name: str
+    unit: str
+    description: str
+
+    def counter(self, meter: Meter) -> Counter:
+        """This metric as a counter."""
+        return meter.create_counter(self.name, unit=self.unit, description=self.description)
+
+    def gauge(self, meter: Meter, observe: Callable[[CallbackOptions], Iterable[Observation]]) -> None:
+        """This metric as a gauge that ``observe`` reads when the exporter collects."""
+        meter.create_observable_gauge(self.name, callbacks=[observe], unit=self.unit, description=self.description)
+
+
+SEATS_FREE = Metric("licensing.seats.free", "{seat}", "Free seats per SKU (sku) in the last catalog this instance read")
+ASSIGNMENTS = Metric(
+    "licensing.assignments", "{license}", "Licenses assigned or removed, by SKU (sku) and kind (assigned, removed)"
+)
+VERIFICATIONS = Metric(
+    "licensing.verifications", "{license}", "Verification verdicts by outcome (verified, pending, failed) and SKU"
+)
+THROTTLED = Metric(
+    "licensing.graph.throttled", "{response}", "Graph 429 responses (retried ones too), by method and route"
+)
+DRIFT = Metric("licensing.sweep.drift", "{finding}", "Drift the sweep found, by kind and read (full, delta)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +91,14 @@ def _free_seats(_options: CallbackOptions) -> Iterable[Observation]:
 def _instruments(tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None) -> Instruments:
     """Instruments from these providers; None means the process-wide ones (no-op proxies until configured)."""
     meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
-    meter.create_observable_gauge(
-        "licensing.seats.free", callbacks=[_free_seats], unit="{seat}",
-        description="Free seats per SKU (sku) in the last catalog this instance read",
-    )  # fmt: skip
+    SEATS_FREE.gauge(meter, _free_seats)
     return Instruments(
         trace.get_tracer(SCOPE, tracer_provider=tracer_provider),
-        meter.create_counter("licensing.assignments", unit="{license}",
-                             description="Licenses assigned or removed, by SKU (sku) and kind (assigned, removed)"),
-        meter.create_counter("licensing.verifications", unit="{license}",
-                             description="Verification verdicts by outcome (verified, pending, failed) and SKU"),
-        meter.create_counter("licensing.graph.throttled", unit="{response}",
-                             description="Graph 429 responses (retried ones too), by method and route"),
-        meter.create_counter("licensing.sweep.drift", unit="{finding}",
-                             description="Drift the sweep found, by kind and read (full, delta)"),
-    )  # fmt: skip
+        ASSIGNMENTS.counter(meter),
+        VERIFICATIONS.counter(meter),
+        THROTTLED.counter(meter),
+        DRIFT.counter(meter),
+    )
 
 
 @dataclass

@@ -105,10 +105,15 @@ async def _skus(args: argparse.Namespace, settings: Settings, graph: GraphGatewa
 
 
 COMMANDS: dict[str, Command] = {
-    "skus": _skus, "assign": cli_users.assign, "remove": cli_users.remove,
-    "verify": cli_users.verify, "sweep": cli_records.sweep, "status": cli_records.status,
-    "requeue": cli_records.requeue, "policy": cli_policy.check,
-}  # fmt: skip
+    "skus": _skus,
+    "assign": cli_users.assign,
+    "remove": cli_users.remove,
+    "verify": cli_users.verify,
+    "sweep": cli_records.sweep,
+    "status": cli_records.status,
+    "requeue": cli_records.requeue,
+    "policy": cli_policy.check,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,8 +20,17 @@ from rich.table import Table
 
 Format = Literal["table", "json", "csv"]
 Cell = str | int | float | bool | None
-_STYLE = {"Success": "green", "Disabled": "dim", "Error": "red", "verified": "green", "failed": "red",
-          "removed": "green", "assigned": "green", "blocked": "magenta", "rejected": "red"}  # fmt: skip
+_STYLE = {
+    "Success": "green",
+    "Disabled": "dim",
+    "Error": "red",
+    "verified": "green",
+    "failed": "red",
+    "removed": "green",
+    "assigned": "green",
+    "blocked": "magenta",
+    "rejected": "red",
+}
 NUMERIC = {"enabled", "consumed", "free", "suspended", "count"}
 
 

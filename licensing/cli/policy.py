@@ -31,8 +31,8 @@ def _rules(policy: Policy) -> list[list[Cell]]:
     for rule in policy.rules:
         match = "all" if rule.match == "all" else " and ".join(f"{k}={v}" for k, v in rule.match.items())
         rows.extend([rule.name, match, spec.sku, " ".join(spec.disabled_plans)] for spec in rule.licenses)
-    rows += [[f"companion: {c.sku}", "with", s.sku, " ".join(s.disabled_plans)] for c in policy.companions
-             for s in c.requires]  # fmt: skip
+    for c in policy.companions:
+        rows.extend([f"companion: {c.sku}", "with", s.sku, " ".join(s.disabled_plans)] for s in c.requires)
     return rows
 
 
@@ -66,8 +66,8 @@ async def check(args: argparse.Namespace, settings: Settings, graph: GraphGatewa
             whatifs = [u if isinstance(u, WhatIf) else what_if(u, policy, catalog) for u in sample]
     _render(path, policy, report, whatifs, args.format, against_tenant=args.against_tenant)
     if report.errors:
-        problem("policy check", f"{path.name}: {len(report.errors)} name(s) do not resolve in this tenant; "
-                                f"first: {report.errors[0]}")  # fmt: skip
+        message = f"{path.name}: {len(report.errors)} name(s) do not resolve in this tenant; first: {report.errors[0]}"
+        problem("policy check", message)
         return EXIT_ERROR
     return EXIT_ATTENTION if report.unreviewed or report.warnings else 0
 
@@ -77,12 +77,15 @@ def _render(
 ) -> None:
     rules = _rules(policy)
     data: dict[str, Any] = {
-        "policy": str(path), "valid": True, "checkedAgainstTenant": against_tenant,
+        "policy": str(path),
+        "valid": True,
+        "checkedAgainstTenant": against_tenant,
         "rules": [dict(zip(("rule", "match", "sku", "disabledPlans"), r, strict=True)) for r in rules],
-        "errors": list(report.errors), "warnings": list(report.warnings),
+        "errors": list(report.errors),
+        "warnings": list(report.warnings),
         "unreviewedPlans": [{"sku": u.sku, "plans": list(u.plans), "rules": list(u.rules)} for u in report.unreviewed],
         "whatIf": [{"user": w.user, "rule": w.rule, "action": w.action, "detail": w.detail} for w in whatifs],
-    }  # fmt: skip
+    }
     if fmt == "json":
         print_json(data)
         return
@@ -103,12 +106,18 @@ def _render(
         out.print(f"[yellow]warning:[/] {esc(w)}")
     for u in report.unreviewed:
         names = ", ".join(u.rules) or "(companion only)"
-        text = (f"has plans the policy never mentions, enabled for rule(s) {names}: {', '.join(u.plans)}. "
-                f"Disable them in the rules or list them under reviewedPlans.{u.sku} once reviewed.")  # fmt: skip
+        text = (
+            f"has plans the policy never mentions, enabled for rule(s) {names}: {', '.join(u.plans)}. "
+            f"Disable them in the rules or list them under reviewedPlans.{u.sku} once reviewed."
+        )
         out.print(f"[yellow]{esc(u.sku)}[/] {esc(text)}")
     if whatifs:
-        emit("table", title="What-if (nothing sent)", columns=["user", "rule", "action", "detail"],
-             rows=[[w.user, w.rule, w.action, w.detail] for w in whatifs])  # fmt: skip
+        emit(
+            "table",
+            title="What-if (nothing sent)",
+            columns=["user", "rule", "action", "detail"],
+            rows=[[w.user, w.rule, w.action, w.detail] for w in whatifs],
+        )
     if not against_tenant:
         out.print("names not checked against the tenant; add --against-tenant to resolve them and run what-ifs")
     elif not report.errors and not report.unreviewed and not report.warnings:

@@ -13,7 +13,7 @@ from licensing.adapters.graph.gateway import GraphGateway
 from licensing.adapters.storage.account import Storage, transient
 from licensing.cli import render
 from licensing.cli.users_file import CommandLineError
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import UNIDENTIFIED, StatusRecord
 from licensing.services.context import Services
 from licensing.services.sweep import run_sweep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from licensing.cli.output import Cell, Format, console, emit, esc, print_json, styled
 from licensing.core.admin_plans import GraphRequest, RemovalPlan
-from licensing.core.model import Catalog, ObservedLicense
+from licensing.core.model import Catalog, ObservedLicense, Sku
 from licensing.core.planning import AssignmentPlan, DesiredLicense
 from licensing.core.records import StatusRecord
 from licensing.core.verification import LicenseVerdict
@@ -20,21 +21,24 @@ from licensing.core.verification import LicenseVerdict
 
 def skus(catalog: Catalog, *, plans: bool, fmt: Format, low: int) -> None:
     """Seats per SKU (Get-MsolAccountSku), with a warning column when fewer than ``low`` seats are free."""
-    data = [
-        {"skuId": s.id, "skuPartNumber": s.part_number, "enabled": s.enabled, "consumed": s.consumed,
-         "free": s.free, "suspended": s.suspended, "low": s.low(low),
-         **({"servicePlans": [{"id": p.id, "name": p.name, "appliesTo": p.applies_to} for p in s.plans]}
-            if plans else {})}
-        for s in catalog.skus
-    ]  # fmt: skip
+    data = [_sku_json(s, low, plans=plans) for s in catalog.skus]
     # "low", not "warning": Graph's prepaidUnits.warning means seats in their grace period
     columns = ["SKU", "skuId", "enabled", "consumed", "free", "suspended", "low", *(["plans"] if plans else [])]
-    rows: list[list[Cell]] = [
-        [s.part_number, s.id, s.enabled, s.consumed, s.free, s.suspended, "LOW" if s.low(low) else "",
-         *([" ".join(p.name for p in s.plans)] if plans else [])]
-        for s in catalog.skus
-    ]  # fmt: skip
+    rows = [_sku_row(s, low, plans=plans) for s in catalog.skus]
     emit(fmt, title=f"Subscribed SKUs (LOW: fewer than {low} free)", columns=columns, rows=rows, data=data)
+
+
+def _sku_json(s: Sku, low: int, *, plans: bool) -> dict[str, Any]:
+    seats = {"enabled": s.enabled, "consumed": s.consumed, "free": s.free, "suspended": s.suspended}
+    data = {"skuId": s.id, "skuPartNumber": s.part_number, **seats, "low": s.low(low)}
+    if plans:
+        data["servicePlans"] = [{"id": p.id, "name": p.name, "appliesTo": p.applies_to} for p in s.plans]
+    return data
+
+
+def _sku_row(s: Sku, low: int, *, plans: bool) -> list[Cell]:
+    names = [" ".join(p.name for p in s.plans)] if plans else []
+    return [s.part_number, s.id, s.enabled, s.consumed, s.free, s.suspended, "LOW" if s.low(low) else "", *names]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,16 @@ class UserResult:
     disabled: tuple[str, ...]
     detail: str
     requests: tuple[GraphRequest, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The --json shape of this result (the requests as Graph receives them)."""
+        outcome = {"action": self.action, "disabledPlans": list(self.disabled), "detail": self.detail}
+        return {"user": self.user, "sku": self.sku, **outcome, "requests": [q.as_dict() for q in self.requests]}
+
+    def as_row(self) -> list[Cell]:
+        """user, SKU, action, disabledPlans, detail, and the requests as compact JSON (the CSV columns)."""
+        sent = json.dumps([q.as_dict() for q in self.requests], separators=(",", ":")) if self.requests else ""
+        return [self.user, self.sku, self.action, " ".join(self.disabled), self.detail, sent]
 
 
 def assigned(
@@ -76,17 +90,9 @@ def user_results(
     command: str, results: Sequence[UserResult], fmt: Format, *, dry_run: bool, notes: Sequence[str] = ()
 ) -> None:
     """Per-user results; a dry run also shows every Graph request body verbatim."""
-    data = {
-        "dryRun": dry_run, "notes": list(notes),
-        "results": [{"user": r.user, "sku": r.sku, "action": r.action, "disabledPlans": list(r.disabled),
-                     "detail": r.detail, "requests": [q.as_dict() for q in r.requests]} for r in results],
-    }  # fmt: skip
+    data = {"dryRun": dry_run, "notes": list(notes), "results": [r.as_json() for r in results]}
     columns = ["user", "SKU", "action", "disabledPlans", "detail", "requests"]
-    rows: list[list[Cell]] = [
-        [r.user, r.sku, r.action, " ".join(r.disabled), r.detail,
-         json.dumps([q.as_dict() for q in r.requests], separators=(",", ":")) if r.requests else ""]
-        for r in results
-    ]  # fmt: skip
+    rows = [r.as_row() for r in results]
     if fmt != "table":
         emit(fmt, title="", columns=columns, rows=rows, data=data)
         return
@@ -95,11 +101,9 @@ def user_results(
         for q in r.requests if dry_run else ():
             out.print(f"Would send {q.method} {esc(q.url)}  [dim]({esc(r.user)})[/]")
             out.print_json(json.dumps(q.body))
-    emit("table", title=f"{command}{' (dry run: nothing sent)' if dry_run else ''}", columns=columns[:5],
-         rows=[row[:5] for row in rows])  # fmt: skip
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r.action] = counts.get(r.action, 0) + 1
+    title = f"{command}{' (dry run: nothing sent)' if dry_run else ''}"
+    emit("table", title=title, columns=columns[:5], rows=[row[:5] for row in rows])
+    counts = Counter(r.action for r in results)
     skus_ = sorted({r.sku for r in results if r.sku})
     out.print(f"{esc('/'.join(skus_) or command)}: " + ", ".join(f"{styled(k)} {v}" for k, v in sorted(counts.items())))
     for note in notes:
@@ -129,13 +133,22 @@ class UserVerification:
 
 def _verification_json(r: UserVerification) -> dict[str, Any]:
     return {
-        "user": r.user, "rule": r.rule, "asExpected": r.as_expected, "error": r.error or None,
-        "licenses": [{"sku": v.part_number, "outcome": v.outcome, "reason": v.reason,
-                      "plans": [{"name": c.name, "status": c.status, "expected": c.expected} for c in v.checks]}
-                     for v in r.verdicts],
-        "unmanaged": [{"sku": o.part_number, "viaGroup": o.sku_id in r.grouped,
-                       "plans": {p.name: p.status for p in o.plans}} for o in r.others],
-    }  # fmt: skip
+        "user": r.user,
+        "rule": r.rule,
+        "asExpected": r.as_expected,
+        "error": r.error or None,
+        "licenses": [_verdict_json(v) for v in r.verdicts],
+        "unmanaged": [_unmanaged_json(o, via_group=o.sku_id in r.grouped) for o in r.others],
+    }
+
+
+def _verdict_json(v: LicenseVerdict) -> dict[str, Any]:
+    plans = [{"name": c.name, "status": c.status, "expected": c.expected} for c in v.checks]
+    return {"sku": v.part_number, "outcome": v.outcome, "reason": v.reason, "plans": plans}
+
+
+def _unmanaged_json(o: ObservedLicense, *, via_group: bool) -> dict[str, Any]:
+    return {"sku": o.part_number, "viaGroup": via_group, "plans": {p.name: p.status for p in o.plans}}
 
 
 def verifications(results: Sequence[UserVerification], fmt: Format) -> None:
@@ -147,10 +160,10 @@ def verifications(results: Sequence[UserVerification], fmt: Format) -> None:
     rows: list[list[Cell]] = []
     for r in results:
         rows += [[r.user, r.rule, "", "error", "", "", r.error]] if r.error else []
-        rows += [[r.user, r.rule, v.part_number, v.outcome, c.name, c.status, c.expected] for v in r.verdicts
-                 for c in v.checks]  # fmt: skip
-        rows += [[r.user, r.rule, o.part_number, r.holding(o.sku_id), p.name, p.status, ""] for o in r.others
-                 for p in o.plans]  # fmt: skip
+        for v in r.verdicts:
+            rows += [[r.user, r.rule, v.part_number, v.outcome, c.name, c.status, c.expected] for c in v.checks]
+        for o in r.others:
+            rows += [[r.user, r.rule, o.part_number, r.holding(o.sku_id), p.name, p.status, ""] for p in o.plans]
     if fmt == "csv":
         emit("csv", title="", columns=columns, rows=rows)
         return
@@ -159,8 +172,8 @@ def verifications(results: Sequence[UserVerification], fmt: Format) -> None:
         if r.error:
             out.print(f"[red]{esc(r.user)}: {esc(r.error)}[/]")
         for v in r.verdicts:
-            emit("table", title=f"{esc(r.user)}: {esc(v.part_number)} ({styled(v.outcome)}, rule {esc(r.rule)})",
-                 columns=columns[4:], rows=[[c.name, c.status, c.expected] for c in v.checks])  # fmt: skip
+            title = f"{esc(r.user)}: {esc(v.part_number)} ({styled(v.outcome)}, rule {esc(r.rule)})"
+            emit("table", title=title, columns=columns[4:], rows=[[c.name, c.status, c.expected] for c in v.checks])
             if v.outcome != "verified":
                 out.print(f"  {esc(v.reason)}")
         for o in r.others:
@@ -197,10 +210,10 @@ def sweep_summary(summary: dict[str, Any], *, fmt: Format) -> None:
     if summary["read"] == "skipped":
         console().print("[yellow]another sweep is running; this one did nothing[/]")
         return
-    rows: list[list[Cell]] = [["users scanned", f"{summary['usersSeen']:,}"],
-                              ["users with drift", f"{summary['usersDrifted']:,}"]]  # fmt: skip
-    rows += [[f"  {kind}", f"{count:,}"] for kind, count in summary["drift"].items()]
-    rows += [["fixes queued", f"{summary['fixesEnqueued']:,}"], ["Graph requests", f"{summary['graphRequests']:,}"]]
+    figures = [("users scanned", summary["usersSeen"]), ("users with drift", summary["usersDrifted"])]
+    figures += [(f"  {kind}", count) for kind, count in summary["drift"].items()]
+    figures += [("fixes queued", summary["fixesEnqueued"]), ("Graph requests", summary["graphRequests"])]
+    rows: list[list[Cell]] = [[label, f"{count:,}"] for label, count in figures]
     title = esc(f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode)")
     emit("table", title=title, columns=["", "count"], rows=rows)
     if summary["report"]:
@@ -209,19 +222,22 @@ def sweep_summary(summary: dict[str, Any], *, fmt: Format) -> None:
 
 def statuses(rows: Sequence[StatusRecord], *, fmt: Format) -> None:
     """LicenseStatus rows, newest first."""
-    data = [{"user": r.user_key, "userPrincipalName": r.user_principal_name, "sku": r.sku, "outcome": r.outcome,
-             "reason": r.reason, "updatedAt": r.updated_at, "requestId": r.request_id, "source": r.source,
-             "planStatuses": dict(r.plan_statuses)} for r in rows]  # fmt: skip
+    data = [_status_json(r) for r in rows]
     columns = ["user", "SKU", "outcome", "updated (UTC)", "reason", "requestId", "source"]
-    table: list[list[Cell]] = [
-        [r.user_principal_name or r.user_key, r.sku, r.outcome, f"{r.updated_at:%Y-%m-%d %H:%M:%S}",
-         r.reason if fmt == "csv" else r.reason[:160], r.request_id, r.source]
-        for r in rows
-    ]  # fmt: skip
+    table: list[list[Cell]] = []
+    for r in rows:
+        updated, reason = f"{r.updated_at:%Y-%m-%d %H:%M:%S}", r.reason if fmt == "csv" else r.reason[:160]
+        table.append([r.user_principal_name or r.user_key, r.sku, r.outcome, updated, reason, r.request_id, r.source])
     if fmt == "table":
         emit("table", title=f"LicenseStatus ({len(rows)} rows)", columns=columns[:5], rows=[t[:5] for t in table])
     else:
         emit(fmt, title="", columns=columns, rows=table, data=data)
+
+
+def _status_json(r: StatusRecord) -> dict[str, Any]:
+    who = {"user": r.user_key, "userPrincipalName": r.user_principal_name, "sku": r.sku}
+    outcome = {"outcome": r.outcome, "reason": r.reason, "updatedAt": r.updated_at}
+    return {**who, **outcome, "requestId": r.request_id, "source": r.source, "planStatuses": dict(r.plan_statuses)}
 
 
 def requeued(users: Sequence[str], outcome: str, *, fmt: Format) -> None:

@@ -125,6 +125,6 @@ def against_assignment(
     sku = catalog.by_id(desired.sku_id)
     names = {p.id.lower(): p.name for p in sku.plans} if sku else {}
     shown = ", ".join(sorted(names.get(i, i) for i in have)) or "none"
-    reason = (f"{desired.part_number} is assigned with disabled plans {shown}; the policy disables "
-              f"{', '.join(desired.disabled_plan_names) or 'none'}")  # fmt: skip
+    policy_disables = ", ".join(desired.disabled_plan_names) or "none"
+    reason = f"{desired.part_number} is assigned with disabled plans {shown}; the policy disables {policy_disables}"
     return replace(verdict, outcome="failed", reason=reason)

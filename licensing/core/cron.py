@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-FIELDS = (("second", 0, 59), ("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12),
-          ("day-of-week", 0, 6))  # fmt: skip
-NAMES = {
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "oct": 10,
-    "nov": 11, "dec": 12, "sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6,
-}  # fmt: skip
+FIELDS = (  # (name, lowest, highest)
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day", 1, 31),
+    ("month", 1, 12),
+    ("day-of-week", 0, 6),
+)
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")  # 1-12
+WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # 0-6
+NAMES = {name: n for n, name in enumerate(MONTHS, start=1)} | {name: n for n, name in enumerate(WEEKDAYS)}
 
 
 class CronError(ValueError):

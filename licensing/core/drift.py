@@ -70,12 +70,16 @@ def assess(user: UserFacts, resolved: ResolvedPolicy) -> tuple[Drift, ...]:  # o
     direct_managed = [h for h in user.licenses if h.assigned_by_group is None and h.sku_id in resolved.managed]
     if not user.account_enabled:
         # A disabled account (a leaver HR never told us about) holding seats: give them back.
-        return tuple(Drift("reclaim", _part(resolved, h.sku_id), "account disabled, license still assigned", "remove")
-                     for h in direct_managed)  # fmt: skip
+        return tuple(
+            Drift("reclaim", _part(resolved, h.sku_id), "account disabled, license still assigned", "remove")
+            for h in direct_managed
+        )
     rule = resolved.policy.rule_for(user.attributes)
     if rule is None:
-        return tuple(Drift("no-rule", _part(resolved, h.sku_id), "holds a managed SKU but no rule matches", None)
-                     for h in direct_managed)  # fmt: skip
+        return tuple(
+            Drift("no-rule", _part(resolved, h.sku_id), "holds a managed SKU but no rule matches", None)
+            for h in direct_managed
+        )
     desired = resolved.desired[rule.name]
     if isinstance(desired, str):
         return (Drift("policy-error", "", desired, None),)
@@ -91,8 +95,9 @@ def assess(user: UserFacts, resolved: ResolvedPolicy) -> tuple[Drift, ...]:  # o
                     Drift("companion-missing", want.part_number, f"rule {rule.name!r} needs it too", "assign")
                 )
             elif not user.usage_location:
-                drifts.append(Drift("usage-location-missing", want.part_number, "unlicensed, no usage location",
-                                    "assign"))  # fmt: skip
+                drifts.append(
+                    Drift("usage-location-missing", want.part_number, "unlicensed, no usage location", "assign")
+                )
             else:
                 drifts.append(Drift("missing-license", want.part_number, f"rule {rule.name!r} gives it", "assign"))
         elif {p.lower() for p in held.disabled_plans} != want.disabled_plan_ids:

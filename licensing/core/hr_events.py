@@ -22,9 +22,10 @@ class HrEvent(_Model):
     """One joiner (hire), mover (update) or leaver (terminate) from the HR system."""
 
     event_id: str = Field(
-        alias="eventId", pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$",
+        alias="eventId",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,127}$",
         description="Unique per event; a repeat of an id already received is acknowledged as a duplicate",
-    )  # fmt: skip
+    )
     type: Literal["hire", "update", "terminate"]
     employee_id: Text = Field(alias="employeeId")
     user_principal_name: str = Field(alias="userPrincipalName", pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=256)

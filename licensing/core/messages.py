@@ -9,8 +9,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from licensing.core.errors import InvalidRequest
 
-LICENSE_REQUESTS_QUEUE = "license-requests"
-LICENSE_VERIFY_QUEUE = "license-verify"
 MAX_MESSAGE_BYTES = 32 * 1024  # a real request is < 2 KiB; the queue's own limit is 64 KiB after base64
 
 Source = Literal["hr", "graph", "manual", "sweep"]

@@ -55,16 +55,14 @@ class Azurite:
 
     def start(self, timeout: float = 30.0) -> Azurite:
         """Start it and wait until all three ports accept connections."""
-        args = [
-            azurite_binary(), "--loose", "--skipApiVersionCheck", "--disableTelemetry", "--silent",
-            "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1", "--tableHost", "127.0.0.1",
-            "--blobPort", str(self.blob_port), "--queuePort", str(self.queue_port),
-            "--tablePort", str(self.table_port),
-        ]  # fmt: skip
+        ports = {"blob": self.blob_port, "queue": self.queue_port, "table": self.table_port}
+        args = [azurite_binary(), "--loose", "--skipApiVersionCheck", "--disableTelemetry", "--silent"]
+        args += [arg for service in ports for arg in (f"--{service}Host", "127.0.0.1")]
+        args += [arg for service, port in ports.items() for arg in (f"--{service}Port", str(port))]
         args += ["--location", str(self.location)] if self.location else ["--inMemoryPersistence"]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
         deadline = time.monotonic() + timeout
-        for port in (self.blob_port, self.queue_port, self.table_port):
+        for port in ports.values():
             while not _listening(port):
                 if self.process.poll() is not None:
                     err = self.process.stderr.read().decode() if self.process.stderr else ""

@@ -18,15 +18,21 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import StatusRecord
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost, local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState
 
 # What each status means for an admin scanning the table.
-COLOURS = {"verified": "green", "assigned": "cyan", "pending": "yellow", "blocked": "magenta", "failed": "red",
-           "rejected": "red"}  # fmt: skip
+COLOURS = {
+    "verified": "green",
+    "assigned": "cyan",
+    "pending": "yellow",
+    "blocked": "magenta",
+    "failed": "red",
+    "rejected": "red",
+}
 
 
 def demo_requests(tenant: EmulatedTenant) -> list[str]:
@@ -88,9 +94,13 @@ def render(rows: list[StatusRecord], console: Console) -> None:
         plans = "\n".join(f"{status}: {', '.join(names)}" for status, names in sorted(by_status.items()))
         colour = COLOURS.get(row.outcome, "")
         table.add_row(
-            row.user_principal_name or row.user_key, row.sku, ", ".join(row.disabled_plans) or "-", plans or "-",
-            f"[{colour}]{row.outcome}[/]", row.reason if row.outcome != "verified" else "",
-        )  # fmt: skip
+            row.user_principal_name or row.user_key,
+            row.sku,
+            ", ".join(row.disabled_plans) or "-",
+            plans or "-",
+            f"[{colour}]{row.outcome}[/]",
+            row.reason if row.outcome != "verified" else "",
+        )
     console.print(table)
     counts: dict[str, int] = {}
     for row in rows:

@@ -179,8 +179,9 @@ class LocalHost:
             )
         except Exception as exc:  # the host catches whatever a function raises
             self.stats.failed[name] = self.stats.failed.get(name, 0) + 1
-            log.warning("function %s failed on message %s (delivery %s): %s", name, message.id,
-                        message.dequeue_count, exc)  # fmt: skip
+            log.warning(
+                "function %s failed on message %s (delivery %s): %s", name, message.id, message.dequeue_count, exc
+            )
             if message.dequeue_count >= self.max_dequeue_count:
                 poison = self._queue(f"{binding.queue_name}-poison")
                 await _create(poison)

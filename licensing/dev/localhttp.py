@@ -57,9 +57,12 @@ class LocalHttp:
         if request.method not in methods:
             return web.Response(status=405, text=f"/api/{route} accepts {', '.join(methods)}")
         req = func.HttpRequest(
-            method=request.method, url=str(request.url), headers=dict(request.headers),
-            params=dict(request.query), body=await request.read(),
-        )  # fmt: skip
+            method=request.method,
+            url=str(request.url),
+            headers=dict(request.headers),
+            params=dict(request.query),
+            body=await request.read(),
+        )
         try:
             response = await function(req)
         except Exception as exc:  # the host answers 500 when a function raises

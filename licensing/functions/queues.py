@@ -1,4 +1,8 @@
-"""Queue-triggered functions: onboard, verify, and the poison handlers for both queues."""
+"""Queue-triggered functions: onboard, verify, and the poison handlers for both queues.
+
+Each handler imports its use case (and the telemetry adapter, which loads OpenTelemetry) when first called, not
+at module level: every Flex Consumption cold start imports function_app to index the functions.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,8 @@ import logging
 import azure.functions as func
 
 from licensing import composition
-from licensing.adapters import telemetry
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
 from licensing.functions.traced import traced_function
-from licensing.services.onboard import onboard as onboard_user
-from licensing.services.poison import record_poison
-from licensing.services.verify import verify as verify_user
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
@@ -28,6 +28,9 @@ def _body(msg: func.QueueMessage) -> str:
 @traced_function
 async def onboard(msg: func.QueueMessage) -> None:
     """Assign the policy's licenses; raising (transient errors only) makes the queue redeliver."""
+    from licensing.adapters import telemetry  # noqa: PLC0415  # on first call: cold start
+    from licensing.services.onboard import onboard as onboard_user  # noqa: PLC0415
+
     services = await composition.services()
     result = await onboard_user(_body(msg), services, message_id=msg.id or "", delivery=msg.dequeue_count or 1)
     telemetry.note_outcome(result.outcome)
@@ -39,6 +42,9 @@ async def onboard(msg: func.QueueMessage) -> None:
 @traced_function
 async def verify(msg: func.QueueMessage) -> None:
     """Check every plan's provisioning status and record it; pending plans are re-checked later."""
+    from licensing.adapters import telemetry  # noqa: PLC0415  # on first call: cold start
+    from licensing.services.verify import verify as verify_user  # noqa: PLC0415
+
     services = await composition.services()
     result = await verify_user(_body(msg), services, message_id=msg.id or "", delivery=msg.dequeue_count or 1)
     telemetry.note_outcome(result.outcome)
@@ -50,6 +56,8 @@ async def verify(msg: func.QueueMessage) -> None:
 @traced_function
 async def onboard_poison(msg: func.QueueMessage) -> None:
     """Record a license request the queue gave up on."""
+    from licensing.services.poison import record_poison  # noqa: PLC0415  # on first call: cold start
+
     services = await composition.services()
     await record_poison(_body(msg), services, queue=LICENSE_REQUESTS_QUEUE, message_id=msg.id or "")
 
@@ -59,5 +67,7 @@ async def onboard_poison(msg: func.QueueMessage) -> None:
 @traced_function
 async def verify_poison(msg: func.QueueMessage) -> None:
     """Record a verification the queue gave up on."""
+    from licensing.services.poison import record_poison  # noqa: PLC0415  # on first call: cold start
+
     services = await composition.services()
     await record_poison(_body(msg), services, queue=LICENSE_VERIFY_QUEUE, message_id=msg.id or "")

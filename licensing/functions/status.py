@@ -1,4 +1,8 @@
-"""The status page: GET /api/status, seats, outcomes, the last sweep's drift and recent failures."""
+"""The status page: GET /api/status, seats, outcomes, the last sweep's drift and recent failures.
+
+The renderer (Jinja2) and the snapshot use case are imported when the page is first asked for, not at module
+level: every Flex Consumption cold start imports function_app to index the functions.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,7 @@ import azure.functions as func
 from licensing import composition
 from licensing.core.errors import TransientError
 from licensing.functions.http import respond, unavailable
-from licensing.functions.status_render import page, requested_format
 from licensing.functions.traced import traced_function
-from licensing.services.overview import take_snapshot
 from licensing.services.reply import Reply
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
@@ -20,6 +22,9 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves
 @traced_function
 async def status_page(req: func.HttpRequest) -> func.HttpResponse:
     """An HTML page (or ``?format=json``) built from Graph's catalog and the status and sweep tables."""
+    from licensing.functions.status_render import page, requested_format  # noqa: PLC0415  # on first call: cold start
+    from licensing.services.overview import take_snapshot  # noqa: PLC0415
+
     wanted = requested_format(req.params)
     if isinstance(wanted, Reply):
         return respond(wanted)  # before building anything: a typo needs no storage

@@ -69,24 +69,39 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
 
 def _seat(s: SeatLine) -> dict[str, Any]:
     return {
-        "sku": s.part_number, "skuId": s.sku_id, "enabled": s.enabled, "consumed": s.consumed, "free": s.free,
-        "suspended": s.suspended, "low": s.low,
-    }  # fmt: skip
+        "sku": s.part_number,
+        "skuId": s.sku_id,
+        "enabled": s.enabled,
+        "consumed": s.consumed,
+        "free": s.free,
+        "suspended": s.suspended,
+        "low": s.low,
+    }
 
 
 def _sweep(s: SweepOverview) -> dict[str, Any]:
     return {
-        "runId": s.run_id, "mode": s.mode, "read": s.read, "started": _iso(s.started), "ended": _iso(s.ended),
-        "usersSeen": s.users_seen, "usersDrifted": s.users_drifted, "fixesEnqueued": s.fixes_enqueued,
+        "runId": s.run_id,
+        "mode": s.mode,
+        "read": s.read,
+        "started": _iso(s.started),
+        "ended": _iso(s.ended),
+        "usersSeen": s.users_seen,
+        "usersDrifted": s.users_drifted,
+        "fixesEnqueued": s.fixes_enqueued,
         "drift": dict(s.drift),
-    }  # fmt: skip
+    }
 
 
 def _failure(f: Failure) -> dict[str, Any]:
     return {
-        "user": f.user_key, "userPrincipalName": f.user_principal_name, "sku": f.sku, "outcome": f.outcome,
-        "reason": f.reason, "at": f.at.isoformat(),
-    }  # fmt: skip
+        "user": f.user_key,
+        "userPrincipalName": f.user_principal_name,
+        "sku": f.sku,
+        "outcome": f.outcome,
+        "reason": f.reason,
+        "at": f.at.isoformat(),
+    }
 
 
 def _iso(value: datetime | None) -> str | None:

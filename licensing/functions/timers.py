@@ -1,4 +1,8 @@
-"""Timer-triggered functions: the nightly sweep, releasing far-future HR requests, the Graph subscription."""
+"""Timer-triggered functions: the nightly sweep, releasing far-future HR requests, the Graph subscription.
+
+Each handler imports its use case when first called, not at module level: every Flex Consumption cold start
+imports function_app to index the functions, and the use cases pull in the Graph and Storage SDKs.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,6 @@ import azure.functions as func
 from licensing import composition
 from licensing.core.records import utcnow
 from licensing.functions.traced import traced_function
-from licensing.services.scheduling import release_due
-from licensing.services.subscriptions import keep_alive
-from licensing.services.sweep import run_sweep
 
 log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
@@ -24,6 +25,8 @@ SUBSCRIPTION_SCHEDULE = "0 7 * * * *"  # hourly at :07; renewal happens when < 3
 @traced_function
 async def release_scheduled(timer: func.TimerRequest) -> None:
     """Hires and leavers effective more than 7 days out wait in a table; move them onto the queue in time."""
+    from licensing.services.scheduling import release_due  # noqa: PLC0415  # on first call: cold start
+
     services = await composition.services()
     released = await release_due(services.storage, now=utcnow())
     log.info("release_scheduled: %d released (past due: %s)", released, timer.past_due)
@@ -34,6 +37,8 @@ async def release_scheduled(timer: func.TimerRequest) -> None:
 @traced_function
 async def graph_subscription(timer: func.TimerRequest) -> None:
     """Create the users subscription when missing, renew it before it expires."""
+    from licensing.services.subscriptions import keep_alive  # noqa: PLC0415  # on first call: cold start
+
     services = await composition.services()
     result = await keep_alive(services, now=utcnow())
     log.info("graph_subscription: %s", result)
@@ -44,7 +49,9 @@ async def graph_subscription(timer: func.TimerRequest) -> None:
 @traced_function
 async def sweep(timer: func.TimerRequest) -> None:
     """The nightly safety net: find drift across every user, record it, and queue fixes in remediate mode."""
-    services = await composition.services()
-    result = await run_sweep(services)
-    log.info("sweep %s: %s read, %d users, %d drifted", result.run_id, result.read, result.users_seen,
-             result.users_drifted)  # fmt: skip
+    from licensing.services.sweep import run_sweep  # noqa: PLC0415  # on first call: cold start
+
+    result = await run_sweep(await composition.services())
+    log.info(
+        "sweep %s: %s read, %d users, %d drifted", result.run_id, result.read, result.users_seen, result.users_drifted
+    )

@@ -6,6 +6,9 @@ handler's parameters and annotations (``functools.wraps``; string annotations re
 ``__wrapped__``) plus an optional keyword-only ``context: func.Context``, which the worker fills with the
 invocation context. Its traceparent makes this span a child of the host's invocation, so both share one operation
 id in Application Insights. Callers that pass no context (tests, the local host) get a root span.
+
+OpenTelemetry (and our telemetry adapter) load on the first invocation: importing this module, which every cold
+start does through function_app, loads neither.
 """
 
 from __future__ import annotations
@@ -14,15 +17,13 @@ import functools
 import inspect
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import azure.functions as func
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from licensing.adapters import telemetry
-from licensing.adapters.telemetry import OUTCOME
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -40,16 +41,25 @@ def traced_function(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable
 
     @functools.wraps(handler)
     async def traced(*args: P.args, **kwargs: P.kwargs) -> R:
+        # OpenTelemetry loads on the first invocation, not when the worker imports function_app (cold start).
+        from opentelemetry.trace import SpanKind, Status, StatusCode  # noqa: PLC0415
+
+        from licensing.adapters import telemetry  # noqa: PLC0415
+
         context = cast("func.Context | None", kwargs.get(CONTEXT) if wants_context else kwargs.pop(CONTEXT, None))
+        attributes = {telemetry.OUTCOME: "ok", **_describe(name, context, (*args, *kwargs.values()))}
         with telemetry.tracer().start_as_current_span(
-            f"function {name}", context=_parent(context), kind=SpanKind.INTERNAL,
-            attributes=_describe(name, context, (*args, *kwargs.values())),
-            record_exception=False, set_status_on_exception=False,
-        ) as span:  # fmt: skip
+            f"function {name}",
+            context=_parent(context),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            record_exception=False,  # set below: the exception's type and where, never its message
+            set_status_on_exception=False,
+        ) as span:
             try:
                 result = await handler(*args, **kwargs)
             except BaseException as exc:  # cancellation too: the invocation did not complete
-                span.set_attribute(OUTCOME, "error")
+                span.set_attribute(telemetry.OUTCOME, "error")
                 # The type and where, never the message: ours name the user ("Graph refused to read user ada@…").
                 where = "".join(traceback.format_tb(exc.__traceback__)) + type(exc).__name__
                 span.record_exception(
@@ -81,13 +91,15 @@ def _parent(context: func.Context | None) -> Context | None:
     """The host's invocation trace (W3C traceparent) as the parent; None: the current context."""
     if context is None or not context.trace_context.trace_parent:
         return None
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator  # noqa: PLC0415
+
     carrier = {"traceparent": context.trace_context.trace_parent, "tracestate": context.trace_context.trace_state}
     return TraceContextTextMapPropagator().extract(carrier)
 
 
 def _describe(name: str, context: func.Context | None, arguments: Iterable[object]) -> dict[str, str | int | bool]:
     """Span attributes from the trigger argument: ids and counts only, never a body, header or URL (keys live there)."""
-    attributes: dict[str, str | int | bool] = {"faas.name": name, OUTCOME: "ok"}
+    attributes: dict[str, str | int | bool] = {"faas.name": name}
     if context is not None:
         attributes["faas.invocation_id"] = context.invocation_id
     for argument in arguments:
@@ -110,6 +122,11 @@ def _describe(name: str, context: func.Context | None, arguments: Iterable[objec
 
 
 def _http_outcome(span: Span, status: int) -> None:
+    # Both loaded by now (traced() imported them); imported here, not at the top, for the cold start.
+    from opentelemetry.trace import Status, StatusCode  # noqa: PLC0415
+
+    from licensing.adapters.telemetry import OUTCOME  # noqa: PLC0415
+
     span.set_attribute("http.response.status_code", status)
     if status >= 500:  # our 503 "retry shortly": the sender retries, but it is a failure here
         span.set_attribute(OUTCOME, "unavailable")

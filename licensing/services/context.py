@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from licensing.adapters.policy_file import load_policy
-from licensing.core.policy import Policy
 from licensing.core.records import utcnow
-from licensing.settings import Settings
 
 if TYPE_CHECKING:
     from licensing.adapters.graph.gateway import GraphPort
     from licensing.adapters.storage.account import Storage
     from licensing.adapters.storage.write_budget import WriteBudget
+    from licensing.core.policy import Policy
+    from licensing.settings import Settings
 
 
 @dataclass
@@ -51,6 +50,9 @@ class Services:
     def policy(self) -> Policy:
         """The policy file, loaded on first use (PolicyError if it is invalid)."""
         if self._policy is None:
+            # Loaded here, not at import: the policy model is pydantic, and function_app imports this (cold start).
+            from licensing.adapters.policy_file import load_policy  # noqa: PLC0415
+
             self._policy = load_policy(self.settings.policy_path)
         return self._policy
 

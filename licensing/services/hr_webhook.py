@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
-from licensing.adapters.storage.account import HR_EVENTS_TABLE, table_key, transient
+from licensing.adapters.storage.account import HR_EVENTS_TABLE, transient
+from licensing.adapters.storage.rows import table_key
 from licensing.core.hr_events import HrEvent, PayloadInvalid, dispatch_for, parse_events
 from licensing.core.signing import SignatureRejected, check_signature
 from licensing.services.context import Services
@@ -43,9 +44,12 @@ async def receive_hr_events(
         return error(503, "the webhook is not configured yet (HR_WEBHOOK_SECRET); retry later")
     try:
         check_signature(
-            secrets=secrets, timestamp=lowered.get("x-timestamp"), signature=lowered.get("x-signature"), body=body,
+            secrets=secrets,
+            timestamp=lowered.get("x-timestamp"),
+            signature=lowered.get("x-signature"),
+            body=body,
             now=time.time() if now is None else now,
-        )  # fmt: skip
+        )
     except SignatureRejected as exc:
         log.warning("HR webhook signature rejected: %s", exc)
         return error(401, f"signature rejected: {exc}")
@@ -79,16 +83,26 @@ async def _accept(event: HrEvent, services: Services) -> dict[str, Any]:
     received = services.clock()
     with transient("record an HR event"):
         try:
-            await table.create_entity({**key, "Status": "received", "Type": event.type, "ReceivedAt": received,
-                                       "EmployeeId": event.employee_id})  # fmt: skip
+            await table.create_entity(
+                {
+                    **key,
+                    "Status": "received",
+                    "Type": event.type,
+                    "ReceivedAt": received,
+                    "EmployeeId": event.employee_id,
+                }
+            )
         except ResourceExistsError:
             if not await _take_over(table, key, received):
                 return {"eventId": event.event_id, "status": "duplicate"}
     settings = services.settings
     plan = dispatch_for(
-        event, now=received, timezone=ZoneInfo(settings.hr_timezone), hire_lead_hours=settings.hr_hire_lead_hours,
+        event,
+        now=received,
+        timezone=ZoneInfo(settings.hr_timezone),
+        hire_lead_hours=settings.hr_hire_lead_hours,
         leaver_grace_days=settings.hr_leaver_grace_days,
-    )  # fmt: skip
+    )
     if event.type == "terminate":  # a future hire of someone who leaves before starting must not license them
         await cancel_held(services.storage, event.user_principal_name)
     placement, effective = await dispatch(services.storage, plan.message, effective=plan.effective, now=received)
@@ -110,8 +124,9 @@ async def _take_over(table: Any, key: dict[str, str], now: datetime) -> bool:  #
     if existing.get("Status") == "dispatched" or now - existing["ReceivedAt"] < IN_FLIGHT:
         return False
     try:
-        await table.update_entity({**key, "ReceivedAt": now}, etag=existing.metadata["etag"],
-                                  match_condition=MatchConditions.IfNotModified)  # fmt: skip
+        await table.update_entity(
+            {**key, "ReceivedAt": now}, etag=existing.metadata["etag"], match_condition=MatchConditions.IfNotModified
+        )
     except ResourceModifiedError:
         return False
     return True

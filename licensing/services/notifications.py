@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.services.context import Services
 from licensing.services.reply import Reply
 
@@ -71,11 +71,16 @@ async def receive_notifications(params: Mapping[str, str], body: bytes, services
         return Reply(400, {"error": f"not a Graph notification: {exc}"})
     if mismatched:
         mismatched_client_state += mismatched
-        log.warning("ignored %d notification(s) with a wrong clientState (%d since start)", mismatched,
-                    mismatched_client_state)  # fmt: skip
-    await asyncio.gather(*(
-        services.storage.send(LICENSE_REQUESTS_QUEUE,
-                              {"user": u, "source": "graph", "requestId": f"graph-{u}-{uuid.uuid4().hex[:12]}"})
-        for u in users
-    ))  # fmt: skip
+        log.warning(
+            "ignored %d notification(s) with a wrong clientState (%d since start)", mismatched, mismatched_client_state
+        )
+    await asyncio.gather(
+        *(
+            services.storage.send(
+                LICENSE_REQUESTS_QUEUE,
+                {"user": u, "source": "graph", "requestId": f"graph-{u}-{uuid.uuid4().hex[:12]}"},
+            )
+            for u in users
+        )
+    )
     return Reply(202, {"queued": len(users), "clientStateMismatches": mismatched, "ignored": ignored})

@@ -19,11 +19,12 @@ from licensing.core.errors import (
     UsageLocationMissing,
     UserNotFound,
 )
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE, OnboardRequest, parse_message
+from licensing.core.messages import OnboardRequest, parse_message
 from licensing.core.model import UserFacts
 from licensing.core.outcomes import Decided, Noted, Subject, assignment_requested, license_assigned, license_removed
 from licensing.core.planning import AssignmentPlan, plan_assignment
 from licensing.core.policy import Policy
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import LEAVER, StatusRecord
 from licensing.services.context import Services
 from licensing.services.facts import UserState, load_state

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from licensing.core.errors import SeatsExhausted, UserNotFound
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE, OnboardRequest
+from licensing.core.messages import OnboardRequest
 from licensing.core.model import UserFacts
 from licensing.core.outcomes import Decided, Noted, Subject
 from licensing.core.planning import AssignmentPlan
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import REQUEST_LEVEL
 from licensing.services.context import Services
 from licensing.services.facts import UserState

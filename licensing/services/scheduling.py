@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from licensing.adapters.storage.account import MAX_VISIBILITY_DELAY, SCHEDULED_TABLE, Storage, table_key, transient
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.adapters.storage.account import MAX_VISIBILITY_DELAY, SCHEDULED_TABLE, Storage, transient
+from licensing.adapters.storage.rows import table_key
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 
 log = logging.getLogger(__name__)
 HELD = "held"  # the one partition: rows sort by RowKey = due time, so "what is due" is a range query
@@ -78,6 +79,7 @@ async def cancel_held(storage: Storage, user: str, *, action: str = "assign") ->
 async def held(storage: Storage) -> list[tuple[datetime, dict[str, Any]]]:
     """Every held request with its effective time, soonest first (for status views and tests)."""
     table = storage.table(SCHEDULED_TABLE)
-    return [(row["Effective"], json.loads(row["Message"])) async for row in table.query_entities(
-        "PartitionKey eq @pk", parameters={"pk": HELD}
-    )]  # fmt: skip
+    return [
+        (row["Effective"], json.loads(row["Message"]))
+        async for row in table.query_entities("PartitionKey eq @pk", parameters={"pk": HELD})
+    ]

@@ -6,9 +6,9 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping
 
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
 from licensing.core.model import Catalog
 from licensing.core.outcomes import Noted, Subject
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.services.context import Services
 from licensing.services.recording import record
 

@@ -39,9 +39,11 @@ async def keep_alive(services: Services, *, now: datetime) -> Kept:
     ]
     if not ours:
         created = await gateway.create(
-            notification_url=settings.graph_notification_url, lifecycle_url=settings.graph_lifecycle_url,
-            client_state=settings.graph_client_state, expiration=now + LIFETIME,
-        )  # fmt: skip
+            notification_url=settings.graph_notification_url,
+            lifecycle_url=settings.graph_lifecycle_url,
+            client_state=settings.graph_client_state,
+            expiration=now + LIFETIME,
+        )
         log.info("created users subscription %s (expires %s)", created.id, created.expiration.isoformat())
         return "created"
     latest = max(ours, key=lambda s: s.expiration)

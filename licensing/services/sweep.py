@@ -25,8 +25,8 @@ from licensing.adapters.storage.sweep_store import (
     upload_report,
 )
 from licensing.core.drift import Drift, ResolvedPolicy, assess, fix_for
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
 from licensing.core.model import UserFacts
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.services.context import Services
 from licensing.services.sweep_provisioning import check_provisioning
 
@@ -56,11 +56,18 @@ class SweepResult:
     def summary(self) -> dict[str, Any]:
         """The SweepRuns row / --json output."""
         return {
-            "runId": self.run_id, "mode": self.mode, "read": self.read, "started": self.started,
-            "ended": self.ended, "usersSeen": self.users_seen, "usersDrifted": self.users_drifted,
-            "drift": dict(sorted(self.drift.items())), "fixesEnqueued": self.fixes_enqueued,
-            "graphRequests": self.graph_requests, "report": self.report,
-        }  # fmt: skip
+            "runId": self.run_id,
+            "mode": self.mode,
+            "read": self.read,
+            "started": self.started,
+            "ended": self.ended,
+            "usersSeen": self.users_seen,
+            "usersDrifted": self.users_drifted,
+            "drift": dict(sorted(self.drift.items())),
+            "fixesEnqueued": self.fixes_enqueued,
+            "graphRequests": self.graph_requests,
+            "report": self.report,
+        }
 
 
 async def run_sweep(
@@ -124,15 +131,26 @@ async def _sweep(services: Services, result: SweepResult, *, force_full: bool, p
     await record_run(services.storage, result.summary(), started=result.started)
     telemetry.swept(result.drift, read=result.read)
     log.info(
-        "sweep %s (%s, %s): %d users, %d drifted, %d fixes, %d Graph requests", result.run_id, result.read,
-        result.mode, result.users_seen, result.users_drifted, result.fixes_enqueued, result.graph_requests,
-    )  # fmt: skip
+        "sweep %s (%s, %s): %d users, %d drifted, %d fixes, %d Graph requests",
+        result.run_id,
+        result.read,
+        result.mode,
+        result.users_seen,
+        result.users_drifted,
+        result.fixes_enqueued,
+        result.graph_requests,
+    )
 
 
 async def _note(
-    result: SweepResult, writer: DriftWriter, fixer: _Fixer, user: UserFacts, drifts: tuple[Drift, ...], *,
+    result: SweepResult,
+    writer: DriftWriter,
+    fixer: _Fixer,
+    user: UserFacts,
+    drifts: tuple[Drift, ...],
+    *,
     seen: bool = True,
-) -> None:  # fmt: skip
+) -> None:
     result.users_drifted += 1 if seen else 0
     result.drift.update(d.kind for d in drifts)
     fix = fix_for(drifts)
@@ -165,8 +183,11 @@ class _Fixer:
         delay = int(self._result.fixes_enqueued / self._per_second)
         self._result.fixes_enqueued += 1
         message: dict[str, Any] = {
-            "user": user.id, "source": "sweep", "requestId": f"sweep-{self._result.run_id}-{user.id}", "converge": True,
-        }  # fmt: skip
+            "user": user.id,
+            "source": "sweep",
+            "requestId": f"sweep-{self._result.run_id}-{user.id}",
+            "converge": True,
+        }
         if fix == "remove":
             message["action"] = "remove"
         await self._gate.acquire()

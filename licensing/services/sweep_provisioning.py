@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from licensing.adapters.graph.bulk import BATCH_LIMIT, BulkReader
@@ -33,8 +33,9 @@ async def check_provisioning(
 
     async def one(chunk: Sequence[str]) -> list[tuple[int, Any]]:
         async with gate:
-            return await reader.batch([f"/users/{u}/licenseDetails?$select=skuId,skuPartNumber,servicePlans"
-                                       for u in chunk])  # fmt: skip
+            return await reader.batch(
+                [f"/users/{u}/licenseDetails?$select=skuId,skuPartNumber,servicePlans" for u in chunk]
+            )
 
     chunks = [user_ids[i : i + BATCH_LIMIT] for i in range(0, len(user_ids), BATCH_LIMIT)]
     answers = await asyncio.gather(*(one(c) for c in chunks))
@@ -56,9 +57,13 @@ def _observed(body: Mapping[str, Any]) -> dict[str, ObservedLicense]:
 
 
 def _assess(
-    rows: Mapping[str, StatusRecord], observed: Mapping[str, ObservedLicense], resolved: ResolvedPolicy, *,
-    now: Any, deadline: timedelta,  # noqa: ANN401  # an aware datetime
-) -> tuple[Drift, ...]:  # fmt: skip
+    rows: Mapping[str, StatusRecord],
+    observed: Mapping[str, ObservedLicense],
+    resolved: ResolvedPolicy,
+    *,
+    now: datetime,
+    deadline: timedelta,
+) -> tuple[Drift, ...]:
     drifts = []
     for part, row in rows.items():
         sku = resolved.catalog.by_part_number(part)

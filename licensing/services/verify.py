@@ -7,9 +7,10 @@ from datetime import timedelta
 
 from licensing.adapters import telemetry
 from licensing.core.errors import InvalidRequest, PermanentError
-from licensing.core.messages import LICENSE_VERIFY_QUEUE, VerifyRequest, parse_message
+from licensing.core.messages import VerifyRequest, parse_message
 from licensing.core.outcomes import Decided, Subject
 from licensing.core.planning import AssignmentPlan
+from licensing.core.queues import LICENSE_VERIFY_QUEUE
 from licensing.core.records import EventKind, Outcome
 from licensing.core.verification import ExpectedLicense, LicenseVerdict, verify_license
 from licensing.services.context import Services

@@ -16,7 +16,7 @@ from rich.table import Table
 
 import function_app
 from licensing import composition
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost, local_settings
 from licensing.dev.tenant import EmulatedTenant, TenantState

@@ -12,7 +12,7 @@ import pytest
 from azure.functions import HttpRequest, HttpResponse
 
 import function_app
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost, user_function
 from licensing.dev.localhttp import LocalHttp

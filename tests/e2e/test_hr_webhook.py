@@ -12,7 +12,7 @@ import pytest
 from azure.functions import HttpRequest, HttpResponse
 
 import function_app
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.signing import sign
 from licensing.dev.localhost import user_function
 from licensing.services.context import Services

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import function_app
 from licensing import composition
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.signing import sign
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings, user_function

@@ -9,7 +9,7 @@ import pytest
 
 import function_app
 from licensing import composition
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import UNIDENTIFIED
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost

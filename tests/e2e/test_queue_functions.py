@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from licensing.core.errors import TransientError
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
 from licensing.core.records import UNIDENTIFIED, AuditEvent
 from licensing.dev.tenant import EmulatedTenant
 from licensing.services.context import Services

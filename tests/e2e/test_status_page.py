@@ -23,8 +23,8 @@ import function_app
 from licensing import composition
 from licensing.adapters.storage.sweep_store import drift_rows
 from licensing.core.errors import TransientError
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE
 from licensing.core.model import Catalog
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import LEAVER, StatusRecord
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import LocalHost

@@ -16,7 +16,7 @@ from licensing.adapters.graph.gateway import GraphGateway
 from licensing.adapters.storage.account import RUNS_TABLE
 from licensing.adapters.storage.sweep_store import drift_rows
 from licensing.core.errors import TransientError
-from licensing.core.messages import LICENSE_VERIFY_QUEUE
+from licensing.core.queues import LICENSE_VERIFY_QUEUE
 from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import user_function
 from licensing.dev.tenant import EmulatedTenant

@@ -7,7 +7,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
-from licensing.adapters.storage.account import table_key
+from licensing.adapters.storage.rows import table_key
 from licensing.core.records import AuditEvent, StatusRecord
 from licensing.services.context import Services
 

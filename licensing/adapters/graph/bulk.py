@@ -18,7 +18,7 @@ from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-from licensing.adapters.graph.gateway import RAW_ERRORS, GraphGateway, call
+from licensing.adapters.graph.gateway import RAW_ERRORS, USER_SELECT, GraphGateway, call
 from licensing.adapters.graph.reads import sku_from_json
 from licensing.adapters.graph.telemetry import graph_route
 from licensing.adapters.telemetry import catalog_read, throttled
@@ -29,10 +29,7 @@ log = logging.getLogger(__name__)
 ERRORS = RAW_ERRORS
 BATCH_LIMIT = 20  # Graph's $batch maximum
 BATCH_RETRIES = 3  # for sub-requests answered 429/503 inside a 200 batch (the SDK only sees the outer 200)
-SWEEP_SELECT = [
-    "id", "userPrincipalName", "accountEnabled", "usageLocation", "department", "jobTitle", "companyName",
-    "employeeType", "country", "assignedLicenses", "licenseAssignmentStates",
-]  # fmt: skip
+SWEEP_SELECT = USER_SELECT  # the same properties as one user's read: both parse with reads.user_from_json
 
 
 class BulkReader:

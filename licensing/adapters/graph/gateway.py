@@ -45,10 +45,19 @@ from licensing.settings import Settings
 
 log = logging.getLogger(__name__)
 
-USER_SELECT = [
-    "id", "userPrincipalName", "accountEnabled", "usageLocation", "department", "jobTitle",
-    "companyName", "employeeType", "country", "assignedLicenses", "licenseAssignmentStates",
-]  # fmt: skip
+USER_SELECT = [  # what reads.user_from_json parses; the sweep selects the same (bulk.SWEEP_SELECT)
+    "id",
+    "userPrincipalName",
+    "accountEnabled",
+    "usageLocation",
+    "department",
+    "jobTitle",
+    "companyName",
+    "employeeType",
+    "country",
+    "assignedLicenses",
+    "licenseAssignmentStates",
+]
 RAW_ERRORS: dict[str, Any] = {"XXX": ODataError}  # every error status deserialises as ODataError
 FALLBACK_SELECT = ["id", "assignedLicenses", "assignedPlans", "licenseAssignmentStates"]
 
@@ -129,9 +138,8 @@ class GraphGateway:
 
     async def set_usage_location(self, user_id: str, location: str) -> None:
         """PATCH the user's usageLocation (needs User.ReadWrite.All)."""
-        await call(f"set usageLocation of {user_id}", self._client.users.by_user_id(user_id).patch(
-            User(usage_location=location)
-        ))  # fmt: skip
+        body = User(usage_location=location)
+        await call(f"set usageLocation of {user_id}", self._client.users.by_user_id(user_id).patch(body))
 
     async def assign(self, user_id: str, add: Sequence[tuple[str, Iterable[str]]], remove: Sequence[str]) -> None:
         """POST assignLicense with the full desired disabled set per SKU (Graph replaces, never merges)."""
@@ -175,10 +183,11 @@ async def call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's ret
             raise span.failed(translate(exc, what)) from None
         except ClientAuthenticationError as exc:
             # No token: IMDS not reachable yet, or an admin who has not run `az login`. Retrying may help.
-            raise span.failed(TransientError(
+            no_token = TransientError(
                 f"could not get a Graph token to {what}: {type(exc).__name__} (check the managed identity, "
                 "or sign in with az login when LICENSING_GRAPH_AUTH=default)"
-            )) from None  # fmt: skip
+            )
+            raise span.failed(no_token) from None
         except httpx.TimeoutException:
             raise span.failed(TransientError(f"Graph timed out while trying to {what}")) from None
         except httpx.TransportError as exc:

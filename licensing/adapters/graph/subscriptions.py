@@ -50,8 +50,8 @@ class SubscriptionGateway:
     async def renew(self, subscription_id: str, expiration: datetime) -> SubscriptionInfo:
         """PATCH a new expirationDateTime."""
         builder = self._client.subscriptions.by_subscription_id(subscription_id)
-        return _info(await call(f"renew subscription {subscription_id}",
-                                builder.patch(Subscription(expiration_date_time=expiration))))  # fmt: skip
+        body = Subscription(expiration_date_time=expiration)
+        return _info(await call(f"renew subscription {subscription_id}", builder.patch(body)))
 
     async def reauthorize(self, subscription_id: str) -> None:
         """Answer a reauthorizationRequired lifecycle event."""

@@ -86,12 +86,17 @@ class GraphCallTelemetry(BaseMiddleware):  # type: ignore[misc]  # kiota_http is
             span.update_name(f"graph {request.method} {route}")
             url = request.url
             # url.full is the templated URL: Application Insights names an HTTP dependency after its path.
-            span.set_attributes({
-                "http.request.method": request.method, "url.full": graph_url(url), "url.template": route,
-                "url.scheme": url.scheme, "server.address": url.host,
-                "server.port": url.port or DEFAULT_PORTS.get(url.scheme, 0), "licensing.graph.route": route,
+            attributes: dict[str, str | int] = {
+                "http.request.method": request.method,
+                "url.full": graph_url(url),
+                "url.template": route,
+                "url.scheme": url.scheme,
+                "server.address": url.host,
+                "server.port": url.port or DEFAULT_PORTS.get(url.scheme, 0),
+                "licensing.graph.route": route,
                 "http.request.resend_count": int(request.headers.get(RETRY_ATTEMPT) or 0),
-            })  # fmt: skip
+            }
+            span.set_attributes(attributes)
         response = cast(httpx.Response, await super().send(request, transport))
         if span is not None:
             span.set_attribute("http.response.status_code", response.status_code)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
 from typing import Any, Protocol
-from urllib.parse import unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
@@ -18,8 +15,15 @@ from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from licensing.adapters.storage.rows import (
+    event_entity,
+    event_from_entity,
+    status_entity,
+    status_from_entity,
+    table_key,
+)
 from licensing.core.errors import TransientError
-from licensing.core.messages import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
 from licensing.core.records import AuditEvent, StatusRecord
 from licensing.settings import StorageSettings
 
@@ -50,7 +54,6 @@ QUEUES = (
     f"{LICENSE_VERIFY_QUEUE}-poison",
 )
 MAX_VISIBILITY_DELAY = 7 * 24 * 3600 - 60  # the queue service refuses anything past 7 days
-_MAX_TICKS = 10**19
 
 # Every lost ETag race means another writer's update went in, and a writer older than the row drops out, so
 # N concurrent writers of one row need at most N rounds: this covers far more than a user ever sees at once.
@@ -64,13 +67,6 @@ class StoragePort(Protocol):
     async def put_status(self, record: StatusRecord) -> None: ...
     async def append_event(self, event: AuditEvent) -> None: ...
     async def last_error(self, user_key: str, request_id: str) -> AuditEvent | None: ...
-
-
-def table_key(value: str) -> str:
-    """A PartitionKey/RowKey-safe form: / \\ # ? % and control characters are percent-encoded."""
-    return "".join(
-        f"%{ord(ch):02X}" if ch in "/\\#?%" or ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in value[:400]
-    )
 
 
 @contextmanager
@@ -158,24 +154,7 @@ class Storage:
         a late writer with an older outcome never overwrites a newer one, and a lost race is re-read.
         Columns not written here (AssignedAt, VerifiedAt, LastError...) are merged, so they keep history.
         """
-        entity: dict[str, Any] = {
-            "PartitionKey": table_key(record.user_key),
-            "RowKey": table_key(record.sku),
-            "UserPrincipalName": record.user_principal_name,
-            "Outcome": record.outcome,
-            "Reason": record.reason[:4000],
-            "RequestId": record.request_id,
-            "Source": record.source,
-            "Rule": record.rule,
-            "DisabledPlans": ",".join(record.disabled_plans),
-            "PlanStatuses": json.dumps(dict(record.plan_statuses), sort_keys=True),
-            "Attempts": record.attempts,
-            "UpdatedAt": record.updated_at,
-        }
-        if record.outcome in {"assigned", "verified", "removed"}:
-            entity[f"{record.outcome.capitalize()}At"] = record.updated_at
-        if record.outcome in {"failed", "blocked", "rejected"}:
-            entity["LastError"], entity["LastErrorAt"] = record.reason[:4000], record.updated_at
+        entity = status_entity(record)
         table = self._tables.get_table_client(STATUS_TABLE)
         with transient(f"write status of {record.user_key}"):
             for _ in range(STATUS_WRITE_ATTEMPTS):
@@ -191,8 +170,9 @@ class Storage:
                     log.info("kept the newer status of %s/%s", record.user_key, record.sku)
                     return
                 try:
-                    await table.update_entity(entity, etag=current.metadata["etag"],
-                                              match_condition=MatchConditions.IfNotModified)  # fmt: skip
+                    await table.update_entity(
+                        entity, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                    )
                 except (ResourceModifiedError, ResourceNotFoundError):
                     continue
                 return
@@ -211,7 +191,7 @@ class Storage:
                 entity = await table.get_entity(table_key(user_key), table_key(sku))
             except ResourceNotFoundError:
                 return None
-        return _status(entity)
+        return status_from_entity(entity)
 
     async def statuses(
         self, user_key: str | None = None, *, outcome: str | None = None, select: Sequence[str] | None = None
@@ -233,26 +213,11 @@ class Storage:
             else client.list_entities(select=columns)
         )
         async for e in pages:
-            yield _status(e)
+            yield status_from_entity(e)
 
     async def append_event(self, event: AuditEvent) -> None:
         """Append to the audit trail; RowKeys sort newest first within a user."""
-        ticks = int(event.at.timestamp() * 1_000_000)
-        entity = {
-            "PartitionKey": table_key(event.user_key),
-            "RowKey": f"{_MAX_TICKS - ticks:020d}-{uuid.uuid4().hex[:12]}",
-            "Kind": event.kind,
-            "RequestId": event.request_id,
-            "Source": event.source,
-            "Sku": event.sku,
-            "Rule": event.rule,
-            "Detail": event.detail[:4000],
-            "At": event.at,
-        }
-        if event.before is not None:
-            entity["DisabledBefore"] = ",".join(event.before)
-        if event.after is not None:
-            entity["DisabledAfter"] = ",".join(event.after)
+        entity = event_entity(event)
         with transient(f"append event for {event.user_key}"):
             await self._tables.get_table_client(EVENTS_TABLE).create_entity(entity)
 
@@ -260,7 +225,7 @@ class Storage:
         """A user's audit trail, newest first."""
         client = self._tables.get_table_client(EVENTS_TABLE)
         rows = client.query_entities("PartitionKey eq @pk", parameters={"pk": table_key(user_key)})
-        return [_event(user_key, e) async for e in rows]
+        return [event_from_entity(user_key, e) async for e in rows]
 
     async def last_error(self, user_key: str, request_id: str) -> AuditEvent | None:
         """The newest AttemptFailed event of a request (what the poison handler reports)."""
@@ -270,7 +235,7 @@ class Storage:
             parameters={"pk": table_key(user_key), "rid": request_id},
         )
         async for e in rows:
-            return _event(user_key, e)
+            return event_from_entity(user_key, e)
         return None
 
     async def close(self) -> None:
@@ -283,43 +248,3 @@ class Storage:
             await self.blobs.close()
         if self._credential is not None:
             await self._credential.close()
-
-
-def _split(value: Any) -> tuple[str, ...]:  # noqa: ANN401  # table values are loosely typed
-    return tuple(v for v in str(value or "").split(",") if v)
-
-
-def _status(e: Mapping[str, Any]) -> StatusRecord:
-    return StatusRecord(
-        user_key=_unkey(e["PartitionKey"]),
-        sku=_unkey(e["RowKey"]),
-        user_principal_name=e.get("UserPrincipalName", ""),
-        outcome=e.get("Outcome", "failed"),
-        reason=e.get("Reason", ""),
-        request_id=e.get("RequestId", ""),
-        source=e.get("Source", ""),
-        rule=e.get("Rule", ""),
-        disabled_plans=_split(e.get("DisabledPlans")),
-        plan_statuses=json.loads(e.get("PlanStatuses") or "{}"),
-        attempts=int(e.get("Attempts", 0)),
-        updated_at=e.get("UpdatedAt") or datetime.min.replace(tzinfo=UTC),
-    )
-
-
-def _event(user_key: str, e: Mapping[str, Any]) -> AuditEvent:
-    return AuditEvent(
-        user_key=user_key,
-        kind=e["Kind"],
-        request_id=e.get("RequestId", ""),
-        source=e.get("Source", ""),
-        sku=e.get("Sku", ""),
-        before=_split(e["DisabledBefore"]) if "DisabledBefore" in e else None,
-        after=_split(e["DisabledAfter"]) if "DisabledAfter" in e else None,
-        rule=e.get("Rule", ""),
-        detail=e.get("Detail", ""),
-        at=e.get("At") or datetime.min.replace(tzinfo=UTC),
-    )
-
-
-def _unkey(value: str) -> str:
-    return unquote(value)

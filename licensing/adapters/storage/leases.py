@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-from licensing.adapters.storage.account import LEASES_TABLE, Storage, table_key, transient
+from licensing.adapters.storage.account import LEASES_TABLE, Storage, transient
+from licensing.adapters.storage.rows import table_key
 
 LEASE = timedelta(minutes=2)  # longer than one onboarding takes; a crashed holder frees it after this
 
@@ -29,8 +30,9 @@ async def take(storage: Storage, user_id: str, *, holder: str, now: datetime) ->
             if current["ExpiresAt"] > now and current.get("Holder") != holder:
                 return False
             try:
-                await table.update_entity(row, etag=current.metadata["etag"],
-                                          match_condition=MatchConditions.IfNotModified)  # fmt: skip
+                await table.update_entity(
+                    row, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
             except (ResourceModifiedError, ResourceNotFoundError):
                 return False
     return True
@@ -47,5 +49,4 @@ async def give_back(storage: Storage, user_id: str, *, holder: str) -> None:
         if current.get("Holder") == holder:
             # expired and taken over meanwhile: not ours to delete any more
             with suppress(ResourceModifiedError, ResourceNotFoundError):
-                await table.delete_entity(current["PartitionKey"], "lease", etag=current.metadata["etag"],
-                                          match_condition=MatchConditions.IfNotModified)  # fmt: skip
+                await table.delete_entity(current, match_condition=MatchConditions.IfNotModified)  # under its ETag

@@ -17,7 +17,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import TransactionOperation
 from azure.storage.blob.aio import BlobServiceClient
 
-from licensing.adapters.storage.account import DRIFT_TABLE, RUNS_TABLE, Storage, table_key, transient
+from licensing.adapters.storage.account import DRIFT_TABLE, RUNS_TABLE, Storage, transient
+from licensing.adapters.storage.rows import table_key
 from licensing.core.drift import Drift
 from licensing.core.model import UserFacts
 
@@ -58,8 +59,7 @@ async def release_lease(storage: Storage, *, run_id: str) -> None:
         except ResourceNotFoundError:
             return
         if current.get("RunId") == run_id:
-            await table.delete_entity("lock", "sweep", etag=current.metadata["etag"],
-                                      match_condition=MatchConditions.IfNotModified)  # fmt: skip
+            await table.delete_entity(current, match_condition=MatchConditions.IfNotModified)  # under its ETag
 
 
 async def read_delta_state(storage: Storage) -> tuple[str | None, datetime | None]:
@@ -100,12 +100,17 @@ class DriftWriter:
         skus = ",".join(dict.fromkeys(d.sku for d in drifts if d.sku))
         details = "; ".join(f"{d.kind} {d.sku}: {d.detail}".strip() for d in drifts)
         partition = drift_partition(self.run_id, user.id)
-        rows = self.buffered.setdefault(partition, [])
-        rows.append({
-            "PartitionKey": partition, "RowKey": table_key(user.id) + key_suffix,
-            "UserPrincipalName": user.user_principal_name, "Kinds": kinds, "Skus": skus, "Fix": fix or "",
+        row = {
+            "PartitionKey": partition,
+            "RowKey": table_key(user.id) + key_suffix,
+            "UserPrincipalName": user.user_principal_name,
+            "Kinds": kinds,
+            "Skus": skus,
+            "Fix": fix or "",
             "Details": details[:4000],
-        })  # fmt: skip
+        }
+        rows = self.buffered.setdefault(partition, [])
+        rows.append(row)
         csv.writer(self.report).writerow(
             (self.run_id, user.id, user.user_principal_name, kinds, skus, fix or "", details)
         )

@@ -24,9 +24,14 @@ class WriteBudget:
     """``await budget.permit()`` before each assignLicense / PATCH; it waits when this slot is spent."""
 
     def __init__(
-        self, storage: Storage, *, writes: int, window_seconds: float, clock: Callable[[], datetime],
+        self,
+        storage: Storage,
+        *,
+        writes: int,
+        window_seconds: float,
+        clock: Callable[[], datetime],
         sleep: Callable[[float], object] = asyncio.sleep,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._table = storage.table(BUDGET_TABLE)
         self._slot_seconds = window_seconds / SLOTS
         self._per_slot = writes * MARGIN / SLOTS  # fractional: slots take turns carrying the remainder
@@ -66,11 +71,11 @@ class WriteBudget:
                     return True
                 if row["Count"] >= self.capacity(slot):
                     return False
+                counted = {"PartitionKey": key[0], "RowKey": key[1], "Count": row["Count"] + 1}
                 try:
                     await self._table.update_entity(
-                        {"PartitionKey": key[0], "RowKey": key[1], "Count": row["Count"] + 1},
-                        etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified,
-                    )  # fmt: skip
+                        counted, etag=row.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                    )
                 except ResourceModifiedError:
                     await asyncio.sleep(random.uniform(0, 0.02))  # noqa: S311  # spread the retries
                     continue

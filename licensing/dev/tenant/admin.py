@@ -81,7 +81,7 @@ def _stats(ctx: Context, _: dict[str, Any]) -> web.Response:
         }
         for s in state.skus.values()
     ]
-    return web.json_response({
+    stats = {
         "requests": dict(state.requests),
         "faulted": dict(state.faulted),
         "writes": dict(state.writes),
@@ -94,7 +94,8 @@ def _stats(ctx: Context, _: dict[str, Any]) -> web.Response:
         "provisioningDelay": state.provisioning_delay,
         "subscriptions": len(state.subscriptions),
         "autoNotify": state.auto_notify,
-    })  # fmt: skip
+    }
+    return web.json_response(stats)
 
 
 def _faults(ctx: Context, body: dict[str, Any]) -> web.Response:

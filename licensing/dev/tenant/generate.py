@@ -54,16 +54,34 @@ WINDOWS_STORE_PLAN = "a420f25f-a7b3-4ff5-a9d0-5d58f73b537d"
 
 # (value, weight): weights are percentages of the population
 _DEPARTMENTS = (
-    ("Sales", 18.0), ("Engineering", 22.0), ("Finance", 8.0), ("Marketing", 9.0), ("IT", 7.0), ("HR", 4.0),
-    ("Operations", 12.0), ("Support", 12.5), ("Legal", 3.0), ("Executive", 1.5), ("Teachers", 3.0),
-)  # fmt: skip
+    ("Sales", 18.0),
+    ("Engineering", 22.0),
+    ("Finance", 8.0),
+    ("Marketing", 9.0),
+    ("IT", 7.0),
+    ("HR", 4.0),
+    ("Operations", 12.0),
+    ("Support", 12.5),
+    ("Legal", 3.0),
+    ("Executive", 1.5),
+    ("Teachers", 3.0),
+)
 _EMPLOYEE_TYPES = (("Employee", 86.0), ("Contractor", 12.0), ("Intern", 2.0))
 _COUNTRIES = (
-    (("United States", "US"), 45.0), (("United Kingdom", "GB"), 10.0), (("Germany", "DE"), 8.0),
-    (("France", "FR"), 6.0), (("India", "IN"), 5.0), (("Ireland", "IE"), 4.0), (("Spain", "ES"), 4.0),
-    (("Japan", "JP"), 4.0), (("Italy", "IT"), 3.0), (("Netherlands", "NL"), 3.0), (("Singapore", "SG"), 3.0),
-    (("Canada", "CA"), 3.0), (("Denmark", "DK"), 2.0),
-)  # fmt: skip
+    (("United States", "US"), 45.0),
+    (("United Kingdom", "GB"), 10.0),
+    (("Germany", "DE"), 8.0),
+    (("France", "FR"), 6.0),
+    (("India", "IN"), 5.0),
+    (("Ireland", "IE"), 4.0),
+    (("Spain", "ES"), 4.0),
+    (("Japan", "JP"), 4.0),
+    (("Italy", "IT"), 3.0),
+    (("Netherlands", "NL"), 3.0),
+    (("Singapore", "SG"), 3.0),
+    (("Canada", "CA"), 3.0),
+    (("Denmark", "DK"), 2.0),
+)
 _TITLES = {
     "Sales": ("Account Executive", "Sales Development Representative", "Regional Sales Manager"),
     "Engineering": ("Software Engineer", "Senior Software Engineer", "Engineering Manager", "SRE"),
@@ -206,8 +224,8 @@ def _draw(rng: random.Random, weighted: Sequence[tuple[_V, float]], k: int) -> l
 
 def _assign_kinds(rng: random.Random, rules: Sequence[str], drifted: int) -> list[str | None]:
     """Each user's drift kind (None: ok): ``drifted`` users spread evenly over the kinds, scarce kinds first."""
-    quota = {kind: drifted // len(DRIFT_KINDS) + (1 if i < drifted % len(DRIFT_KINDS) else 0)
-             for i, kind in enumerate(DRIFT_KINDS)}  # fmt: skip
+    base, extra = divmod(drifted, len(DRIFT_KINDS))
+    quota = {kind: base + (1 if i < extra else 0) for i, kind in enumerate(DRIFT_KINDS)}
     order = list(range(len(rules)))
     rng.shuffle(order)
     kinds: list[str | None] = [None] * len(rules)

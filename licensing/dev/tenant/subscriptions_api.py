@@ -55,10 +55,11 @@ async def update_subscription(ctx: Context, req: GraphRequest, params: Mapping[s
     body = {k: v for k, v in json_body(req).items() if k != "@odata.type"}
     refused = sorted(set(body) - _UPDATABLE)
     if refused:
-        raise GraphError(
-            400, INVALID, f"Property '{refused[0]}' cannot be updated; a subscription renews its expirationDateTime "
-            "or moves its notificationUrl only.",
-        )  # fmt: skip
+        message = (
+            f"Property '{refused[0]}' cannot be updated; a subscription renews its expirationDateTime "
+            "or moves its notificationUrl only."
+        )
+        raise GraphError(400, INVALID, message)
     renews = "expirationDateTime" in body or "notificationUrl" not in body  # an empty PATCH lacks the expiration
     renewed = expiration(body, ctx.webhooks.now(), operation="update") if renews else None
     url = loopback_url(str(body["notificationUrl"])) if "notificationUrl" in body else sub.notification_url

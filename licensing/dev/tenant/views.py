@@ -10,9 +10,18 @@ from licensing.dev.tenant.state import TenantState
 
 # What GET /users/{id} returns without $select (Graph's default property set, in Graph's order).
 DEFAULT_SELECT = (
-    "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-    "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id",
-)  # fmt: skip
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
 
 
 def _assigned_licenses(state: TenantState, user: User) -> list[dict[str, Any]]:
@@ -37,12 +46,14 @@ def _assigned_plans(state: TenantState, user: User) -> list[dict[str, Any]]:
         held = user.holds(sku.id)
         for plan in sku.plans:
             enabling = [a.enabled_since(plan.id) for a in held if plan.id not in a.disabled_plans]
-            out.append({
-                "assignedDateTime": iso(min(enabling) if enabling else min(a.assigned_at for a in held)),
-                "capabilityStatus": "Enabled" if enabling else "Deleted",
-                "service": plan.service_name,
-                "servicePlanId": plan.id,
-            })  # fmt: skip
+            out.append(
+                {
+                    "assignedDateTime": iso(min(enabling) if enabling else min(a.assigned_at for a in held)),
+                    "capabilityStatus": "Enabled" if enabling else "Deleted",
+                    "service": plan.service_name,
+                    "servicePlanId": plan.id,
+                }
+            )
     return out
 
 

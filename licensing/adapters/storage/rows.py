@@ -1,0 +1,104 @@
+"""Table rows <-> our records: the LicenseStatus and LicenseEvents columns, and keys Table storage accepts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from licensing.core.records import AuditEvent, StatusRecord
+
+_MAX_TICKS = 10**19  # audit RowKeys count down from here, so a partition lists newest first
+MAX_TEXT = 4000  # characters of a reason or detail kept (a table property holds 32 K characters)
+
+
+def table_key(value: str) -> str:
+    """A PartitionKey/RowKey-safe form: / \\ # ? % and control characters are percent-encoded."""
+    return "".join(
+        f"%{ord(ch):02X}" if ch in "/\\#?%" or ord(ch) < 32 or 127 <= ord(ch) < 160 else ch for ch in value[:400]
+    )
+
+
+def status_entity(record: StatusRecord) -> dict[str, Any]:
+    """The LicenseStatus row of a status; the outcome's own time column (AssignedAt, LastErrorAt...) too."""
+    entity: dict[str, Any] = {
+        "PartitionKey": table_key(record.user_key),
+        "RowKey": table_key(record.sku),
+        "UserPrincipalName": record.user_principal_name,
+        "Outcome": record.outcome,
+        "Reason": record.reason[:MAX_TEXT],
+        "RequestId": record.request_id,
+        "Source": record.source,
+        "Rule": record.rule,
+        "DisabledPlans": ",".join(record.disabled_plans),
+        "PlanStatuses": json.dumps(dict(record.plan_statuses), sort_keys=True),
+        "Attempts": record.attempts,
+        "UpdatedAt": record.updated_at,
+    }
+    if record.outcome in {"assigned", "verified", "removed"}:
+        entity[f"{record.outcome.capitalize()}At"] = record.updated_at
+    if record.outcome in {"failed", "blocked", "rejected"}:
+        entity["LastError"], entity["LastErrorAt"] = record.reason[:MAX_TEXT], record.updated_at
+    return entity
+
+
+def event_entity(event: AuditEvent) -> dict[str, Any]:
+    """The LicenseEvents row of an audit event; RowKeys sort newest first within a user."""
+    ticks = int(event.at.timestamp() * 1_000_000)
+    entity: dict[str, Any] = {
+        "PartitionKey": table_key(event.user_key),
+        "RowKey": f"{_MAX_TICKS - ticks:020d}-{uuid.uuid4().hex[:12]}",
+        "Kind": event.kind,
+        "RequestId": event.request_id,
+        "Source": event.source,
+        "Sku": event.sku,
+        "Rule": event.rule,
+        "Detail": event.detail[:MAX_TEXT],
+        "At": event.at,
+    }
+    if event.before is not None:
+        entity["DisabledBefore"] = ",".join(event.before)
+    if event.after is not None:
+        entity["DisabledAfter"] = ",".join(event.after)
+    return entity
+
+
+def status_from_entity(e: Mapping[str, Any]) -> StatusRecord:
+    """A LicenseStatus row (all columns or a ``select``ed few) as a status; missing columns read as empty."""
+    return StatusRecord(
+        user_key=unquote(e["PartitionKey"]),
+        sku=unquote(e["RowKey"]),
+        user_principal_name=e.get("UserPrincipalName", ""),
+        outcome=e.get("Outcome", "failed"),
+        reason=e.get("Reason", ""),
+        request_id=e.get("RequestId", ""),
+        source=e.get("Source", ""),
+        rule=e.get("Rule", ""),
+        disabled_plans=_split(e.get("DisabledPlans")),
+        plan_statuses=json.loads(e.get("PlanStatuses") or "{}"),
+        attempts=int(e.get("Attempts", 0)),
+        updated_at=e.get("UpdatedAt") or datetime.min.replace(tzinfo=UTC),
+    )
+
+
+def event_from_entity(user_key: str, e: Mapping[str, Any]) -> AuditEvent:
+    """A LicenseEvents row as an audit event."""
+    return AuditEvent(
+        user_key=user_key,
+        kind=e["Kind"],
+        request_id=e.get("RequestId", ""),
+        source=e.get("Source", ""),
+        sku=e.get("Sku", ""),
+        before=_split(e["DisabledBefore"]) if "DisabledBefore" in e else None,
+        after=_split(e["DisabledAfter"]) if "DisabledAfter" in e else None,
+        rule=e.get("Rule", ""),
+        detail=e.get("Detail", ""),
+        at=e.get("At") or datetime.min.replace(tzinfo=UTC),
+    )
+
+
+def _split(value: Any) -> tuple[str, ...]:  # noqa: ANN401  # table values are loosely typed
+    return tuple(v for v in str(value or "").split(",") if v)
