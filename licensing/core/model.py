@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 PENDING_STATUSES = frozenset({"PendingInput", "PendingActivation", "PendingProvisioning"})
+# https://learn.microsoft.com/graph/api/resources/serviceplaninfo: PendingInput = waiting for the service (settles
+# by itself, re-check); PendingActivation = an admin must activate the service; PendingProvisioning = a plan
+# Microsoft added to the SKU that the tenant has not activated. Only the first is worth waiting for.
+SETTLING_STATUSES = frozenset({"PendingInput"})
+ADMIN_STATUSES = frozenset({"PendingActivation", "PendingProvisioning"})
+# Where plan states were read: licenseDetails (provisioningStatus per plan, delegated callers) or, app-only,
+# assignedPlans joined with provisionedPlans on the workload ("service").
+PlanSource = Literal["licenseDetails", "assignedPlans+provisionedPlans"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +121,4 @@ class ObservedLicense:
     sku_id: str
     part_number: str
     plans: tuple[PlanState, ...]
+    source: PlanSource = "licenseDetails"

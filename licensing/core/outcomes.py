@@ -49,6 +49,7 @@ class Decided:
     plan_statuses: Mapping[str, str] = field(default_factory=dict)
     before: tuple[str, ...] | None = None
     at: datetime | None = None
+    plan_source: str = ""
 
     def status_row(self, now: datetime) -> StatusRecord:
         """The LicenseStatus row this outcome leaves (dated ``at`` when given, else ``now``)."""
@@ -66,6 +67,7 @@ class Decided:
             plan_statuses=dict(self.plan_statuses),
             attempts=who.attempts,
             updated_at=self.at or now,
+            plan_source=self.plan_source,
         )
 
     def audit_event(self, now: datetime) -> AuditEvent:

@@ -7,8 +7,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-Outcome = Literal["assigned", "verified", "pending", "blocked", "failed", "rejected", "removed"]
-OUTCOMES: tuple[Outcome, ...] = ("assigned", "verified", "pending", "blocked", "failed", "rejected", "removed")
+# action-required: a plan waits for an admin (PendingActivation / PendingProvisioning, a group license in error):
+# re-checking will not settle it, the reason names the fix.
+Outcome = Literal["assigned", "verified", "pending", "action-required", "blocked", "failed", "rejected", "removed"]
+OUTCOMES: tuple[Outcome, ...] = (
+    "assigned",
+    "verified",
+    "pending",
+    "action-required",
+    "blocked",
+    "failed",
+    "rejected",
+    "removed",
+)
 REQUEST_LEVEL = "-"  # RowKey of a status row about the request itself (no SKU known yet)
 UNIDENTIFIED = "_unidentified"  # PartitionKey for messages that name no user at all
 LEAVER = "~leaver"  # RowKey of the tombstone: a leaver is not licensed again until a later HR hire
@@ -35,6 +46,7 @@ class StatusRecord:
     plan_statuses: Mapping[str, str] = field(default_factory=dict)
     attempts: int = 0
     updated_at: datetime = field(default_factory=utcnow)
+    plan_source: str = ""  # where plan_statuses were read (model.PlanSource), empty before any check
 
 
 EventKind = Literal[
@@ -46,6 +58,7 @@ EventKind = Literal[
     "AssignmentVerified",
     "AssignmentPending",
     "AssignmentFailed",
+    "AdminActionRequired",
     "AssignmentBlocked",
     "RequestRejected",
     "RequestDeferred",

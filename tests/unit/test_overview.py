@@ -27,8 +27,8 @@ def test_outcomes_count_every_row_but_the_leaver_tombstone() -> None:
     ):  # fmt: skip
         tally.add(r)
     counts = dict(tally.outcomes())
-    assert counts == {"assigned": 0, "verified": 2, "pending": 1, "blocked": 1, "failed": 0, "rejected": 2,
-                      "removed": 1}  # fmt: skip
+    assert counts == {"assigned": 0, "verified": 2, "pending": 1, "action-required": 0, "blocked": 1, "failed": 0,
+                      "rejected": 2, "removed": 1}  # fmt: skip
     assert [o for o, _ in tally.outcomes()] == list(OUTCOMES)
 
 

@@ -22,7 +22,7 @@ def snapshot(**changes: Any) -> Snapshot:
         taken_at=T0,
         low_seat_threshold=5,
         seats=seat_lines(catalog(ems_free=10, premium_free=0, edu_free=4), 5),
-        outcomes=tuple(zip(OUTCOMES, (1, 7, 2, 1, 3, 4, 0), strict=True)),
+        outcomes=tuple(zip(OUTCOMES, (1, 7, 2, 0, 1, 3, 4, 0), strict=True)),
         sweep=SweepOverview("run1", "report", "full", T0, T0, 36, 5, 0, (("missing-license", 4), ("reclaim", 1))),
         failures=(
             Failure("u1", HOSTILE_UPN, "EMS", "failed", HOSTILE_REASON, T0),
@@ -59,8 +59,8 @@ def test_outcome_counts_and_total_are_shown() -> None:
     [table] = find(elements, "table", id="outcomes")
     shown = {r.attrs["data-outcome"]: field_text(elements, r, "count") for r in find(elements, "tr", within=table)
              if r.attrs.get("data-outcome")}  # fmt: skip
-    assert shown == {"assigned": "1", "verified": "7", "pending": "2", "blocked": "1", "failed": "3",
-                     "rejected": "4", "removed": "0"}  # fmt: skip
+    assert shown == {"assigned": "1", "verified": "7", "pending": "2", "action-required": "0", "blocked": "1",
+                     "failed": "3", "rejected": "4", "removed": "0"}  # fmt: skip
     [total] = [e for e in elements if e.attrs.get("id") == "outcomes-total"]
     assert total.text == "18"
 

@@ -38,6 +38,8 @@ def status_entity(record: StatusRecord) -> dict[str, Any]:
         "Attempts": record.attempts,
         "UpdatedAt": record.updated_at,
     }
+    if record.plan_source:
+        entity["PlanSource"] = record.plan_source
     if record.outcome in {"assigned", "verified", "removed"}:
         entity[f"{record.outcome.capitalize()}At"] = record.updated_at
     if record.outcome in {"failed", "blocked", "rejected"}:
@@ -81,6 +83,7 @@ def status_from_entity(e: Mapping[str, Any]) -> StatusRecord:
         plan_statuses=json.loads(e.get("PlanStatuses") or "{}"),
         attempts=int(e.get("Attempts", 0)),
         updated_at=e.get("UpdatedAt") or datetime.min.replace(tzinfo=UTC),
+        plan_source=e.get("PlanSource", ""),
     )
 
 
