@@ -25,7 +25,7 @@ RETRY_SHORTLY = json.dumps({"error": "temporarily unavailable, retry shortly"})
 def respond(reply: Reply) -> func.HttpResponse:
     """Reply -> HttpResponse (JSON bodies serialised, text passed through)."""
     body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
-    return func.HttpResponse(body, status_code=reply.status, mimetype=reply.content_type)
+    return func.HttpResponse(body, status_code=reply.status, mimetype=reply.content_type, headers=dict(reply.headers))
 
 
 def unavailable(exc: TransientError) -> func.HttpResponse:

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
 
 from licensing.adapters.storage.account import HR_EVENTS_TABLE, transient
 from licensing.adapters.storage.rows import table_key
+from licensing.core.errors import TransientError
 from licensing.core.hr_events import HrEvent, PayloadInvalid, dispatch_for, parse_events
 from licensing.core.signing import SignatureRejected, check_signature
 from licensing.services.context import Services
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024  # 500 events of ~1 KiB fit easily
 IN_FLIGHT = timedelta(seconds=60)  # a claim younger than this belongs to a request still running
 CONCURRENCY = 32  # storage round trips in flight per request: a 500-event batch acks in well under a second
+DEADLINE_SECONDS = 8.0  # answer before HR gives up (10 s is common); what is not done by then is retried by HR
+RELEASE_SECONDS = 1.0  # how long a failed delivery tries to give its claim back
+RETRY_AFTER_SECONDS = 5
 
 
 async def receive_hr_events(
@@ -63,38 +68,79 @@ async def receive_hr_events(
         async with gate:
             return await _accept(event, services)
 
-    results = await asyncio.gather(*(one(e) for e in events))
-    accepted = [r for r in results if r["status"] != "duplicate"]
-    log.info("HR webhook: %d event(s), %d duplicate(s)", len(results), len(results) - len(accepted))
-    return Reply(
-        202,
-        {
-            "accepted": [r["eventId"] for r in accepted],
-            "duplicates": [r["eventId"] for r in results if r["status"] == "duplicate"],
-            "scheduled": [r for r in accepted if r["status"] != "now"],
-        },
-    )
+    tasks = [asyncio.ensure_future(one(e)) for e in events]
+    # HR clients give up after seconds, and the storage SDK retries a dead service for over a minute: answer
+    # within the deadline, and let HR's retry finish what did not (claims not dispatched are never duplicates).
+    _, late = await asyncio.wait(tasks, timeout=DEADLINE_SECONDS)
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late)  # each gives its claim back (at most RELEASE_SECONDS) before we answer
+    return _answer([_outcome(task, event) for task, event in zip(tasks, events, strict=True)])
+
+
+def _answer(results: list[dict[str, Any]]) -> Reply:
+    """202 when every event is queued or known; else 503 naming the events to retry (nothing acked is lost)."""
+    accepted = [r for r in results if r["status"] not in {"duplicate", "retry"}]
+    duplicates = [r["eventId"] for r in results if r["status"] == "duplicate"]
+    retry = [r["eventId"] for r in results if r["status"] == "retry"]
+    log.info("HR webhook: %d event(s), %d duplicate(s), %d to retry", len(results), len(duplicates), len(retry))
+    answer = {
+        "accepted": [r["eventId"] for r in accepted],
+        "duplicates": duplicates,
+        "scheduled": [r for r in accepted if r["status"] != "now"],
+    }
+    if not retry:
+        return Reply(202, answer)
+    # Nothing is lost by answering 503: what was accepted comes back as a duplicate, the rest is done then.
+    reason = "storage is unavailable or another delivery of these events is still in progress; retry later"
+    return Reply(503, {**answer, "error": reason, "retry": retry}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _outcome(task: asyncio.Future[dict[str, Any]], event: HrEvent) -> dict[str, Any]:
+    """One event's result; a failure or a cancelled (late) task asks HR to retry that event."""
+    if task.cancelled():
+        return {"eventId": event.event_id, "status": "retry"}
+    error = task.exception()
+    if error is None:
+        return task.result()
+    if not isinstance(error, TransientError):
+        log.error("HR event %s failed: %s", event.event_id, type(error).__name__)
+    return {"eventId": event.event_id, "status": "retry"}
 
 
 async def _accept(event: HrEvent, services: Services) -> dict[str, Any]:
-    """Claim the eventId, dispatch its request, then mark it dispatched (a crash in between resumes on retry)."""
+    """Claim the eventId, dispatch its request, then mark it dispatched.
+
+    A claim that is not marked dispatched never makes a retry look like a duplicate: if dispatching fails here the
+    claim is released (best effort); if even that fails, a retry is asked to come back until the claim is stale.
+    """
     table = services.storage.table(HR_EVENTS_TABLE)
     key = {"PartitionKey": _shard(event.event_id), "RowKey": table_key(event.event_id)}
     received = services.clock()
     with transient("record an HR event"):
         try:
-            await table.create_entity(
-                {
-                    **key,
-                    "Status": "received",
-                    "Type": event.type,
-                    "ReceivedAt": received,
-                    "EmployeeId": event.employee_id,
-                }
-            )
+            claim = {**key, "Status": "received", "Type": event.type, "ReceivedAt": received}
+            await table.create_entity({**claim, "EmployeeId": event.employee_id})
         except ResourceExistsError:
-            if not await _take_over(table, key, received):
-                return {"eventId": event.event_id, "status": "duplicate"}
+            verdict = await _take_over(table, key, received)
+            if verdict != "ours":
+                return {"eventId": event.event_id, "status": verdict}
+    try:
+        return await _dispatch(event, services, received, table, key)
+    except BaseException:
+        with suppress(Exception):  # storage may be what failed; a stale claim is taken over by a later retry
+            await asyncio.wait_for(asyncio.shield(_release(table, key)), timeout=RELEASE_SECONDS)
+        raise
+
+
+async def _dispatch(
+    event: HrEvent,
+    services: Services,
+    received: datetime,
+    table: Any,  # noqa: ANN401  # TableClient
+    key: dict[str, str],
+) -> dict[str, Any]:
     settings = services.settings
     plan = dispatch_for(
         event,
@@ -114,22 +160,31 @@ async def _accept(event: HrEvent, services: Services) -> dict[str, Any]:
     return result
 
 
-async def _take_over(table: Any, key: dict[str, str], now: datetime) -> bool:  # noqa: ANN401  # TableClient
-    """A retry of a known eventId: dispatched, or still being handled by another request, means duplicate.
+async def _release(table: Any, key: dict[str, str]) -> None:  # noqa: ANN401  # TableClient
+    """Give an undispatched claim back, so the next delivery of the event takes it at once."""
+    await table.update_entity({**key, "Status": "released"})
 
-    Only a claim left behind by a request that died before dispatching (older than IN_FLIGHT) is taken
-    over, with an ETag condition so two retries cannot both take it.
+
+async def _take_over(table: Any, key: dict[str, str], now: datetime) -> str:  # noqa: ANN401  # TableClient
+    """A delivery of a known eventId: "duplicate" once dispatched, "retry" while another delivery is handling it,
+    "ours" when the claim was released or left behind by a request that died (older than IN_FLIGHT).
+
+    Taking a claim over is conditional on its ETag, so two retries cannot both take it.
     """
     existing = await table.get_entity(key["PartitionKey"], key["RowKey"])
-    if existing.get("Status") == "dispatched" or now - existing["ReceivedAt"] < IN_FLIGHT:
-        return False
+    if existing.get("Status") == "dispatched":
+        return "duplicate"
+    if existing.get("Status") != "released" and now - existing["ReceivedAt"] < IN_FLIGHT:
+        return "retry"
     try:
         await table.update_entity(
-            {**key, "ReceivedAt": now}, etag=existing.metadata["etag"], match_condition=MatchConditions.IfNotModified
+            {**key, "Status": "received", "ReceivedAt": now},
+            etag=existing.metadata["etag"],
+            match_condition=MatchConditions.IfNotModified,
         )
     except ResourceModifiedError:
-        return False
-    return True
+        return "retry"
+    return "ours"
 
 
 def _shard(event_id: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -14,6 +14,7 @@ class Reply:
     status: int
     body: Mapping[str, Any] | str
     content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def error(status: int, message: str, **extra: Any) -> Reply:  # noqa: ANN401  # JSON values

@@ -12,6 +12,7 @@ import pytest
 from azure.functions import HttpRequest, HttpResponse
 
 import function_app
+from licensing.core.errors import TransientError
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.signing import sign
 from licensing.dev.localhost import user_function
@@ -196,14 +197,70 @@ async def test_secrets_and_signatures_never_reach_logs_or_tables(
 
 
 async def test_concurrent_retries_of_one_event_queue_it_once(services: Services) -> None:
-    """Five identical requests at once (an impatient HR system): one acceptance, four duplicates, one message."""
+    """Five identical requests at once (an impatient HR system): one acceptance, one message; the others are
+    duplicates once it is dispatched, or a 503 asking to retry while it is still in flight, never an early ack."""
     body = {"events": [event("race")]}
     answers = await asyncio.gather(*(post(signed(body)) for _ in range(5)))
-    assert [status for status, _ in answers] == [202] * 5
     accepted = [a for _, a in answers if a["accepted"]]
     assert len(accepted) == 1
-    assert sum(len(a["duplicates"]) for _, a in answers) == 4
+    for status, answer in answers:
+        assert (status, tuple(answer.get("retry", ()))) in {(202, ()), (503, ("race",))}
+    assert sum(len(a["duplicates"]) + len(a.get("retry", [])) for _, a in answers) == 4
     assert await queued(services) == 1
+
+
+async def test_an_event_whose_dispatch_failed_is_queued_by_the_retry(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage fails after the claim: 503 naming the event; HR's retry a moment later queues it (not a duplicate)."""
+    real_send = services.storage.send
+
+    async def broken(*_: Any, **__: Any) -> None:
+        raise TransientError("storage failed to send a message: ServiceRequestError")
+
+    monkeypatch.setattr(services.storage, "send", broken)
+    status, answer = await post(signed({"events": [event("lost1"), event("lost2", "terminate")]}))
+    assert (status, answer["accepted"], sorted(answer["retry"])) == (503, [], ["lost1", "lost2"])
+    monkeypatch.setattr(services.storage, "send", real_send)
+    status, answer = await post(signed({"events": [event("lost1"), event("lost2", "terminate")]}))
+    assert (status, answer["accepted"], answer["duplicates"]) == (202, ["lost1", "lost2"], [])
+    assert await queued(services) == 2
+
+
+async def test_a_delivery_still_in_flight_is_not_acknowledged_as_a_duplicate(services: Services) -> None:
+    """A young claim that was never dispatched (another instance is on it, or died): 503 with Retry-After."""
+    from licensing.services.hr_webhook import _shard  # noqa: PLC0415
+
+    table = services.storage.table("HrEvents")
+    await table.create_entity({"PartitionKey": _shard("busy"), "RowKey": "busy", "Status": "received",
+                               "ReceivedAt": datetime.now(UTC)})  # fmt: skip
+    response: HttpResponse = await user_function(function_app.app, "hr_events")(signed(event("busy")))
+    answer = json.loads(response.get_body())
+    assert (response.status_code, answer["retry"], answer["duplicates"]) == (503, ["busy"], [])
+    assert int(response.headers["Retry-After"]) > 0
+    assert await queued(services) == 0
+
+
+async def test_storage_that_hangs_gets_a_503_within_the_deadline(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queue service that never answers (the SDK retrying for a minute) still gets HR an answer in time."""
+    from licensing.services import hr_webhook  # noqa: PLC0415
+
+    monkeypatch.setattr(hr_webhook, "DEADLINE_SECONDS", 0.5)
+    hang = asyncio.Event()
+
+    async def stuck(*_: Any, **__: Any) -> None:
+        await hang.wait()
+
+    monkeypatch.setattr(services.storage, "send", stuck)
+    started = time.monotonic()
+    status, answer = await asyncio.wait_for(post(signed(event("slow"))), timeout=10)
+    assert (status, answer["retry"]) == (503, ["slow"])
+    assert time.monotonic() - started < 5
+    monkeypatch.undo()
+    status, answer = await post(signed(event("slow")))
+    assert (status, answer["accepted"]) == (202, ["slow"])  # the claim was given back, not left "in flight"
 
 
 async def test_claim_left_by_a_crashed_request_is_taken_over_on_retry(services: Services) -> None:
