@@ -15,6 +15,16 @@ from licensing.functions.traced import traced_function
 from licensing.services.reply import Reply
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
+# Sent as headers, not only as the template's <meta> CSP: frame-ancestors works only in a header (no framing of a
+# page full of UPNs), and no proxy or browser may keep a copy of it.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @bp.function_name("status_page")
@@ -27,9 +37,15 @@ async def status_page(req: func.HttpRequest) -> func.HttpResponse:
 
     wanted = requested_format(req.params)
     if isinstance(wanted, Reply):
-        return respond(wanted)  # before building anything: a typo needs no storage
+        return _secured(respond(wanted))  # before building anything: a typo needs no storage
     try:
         snapshot = await take_snapshot(await composition.services())
     except TransientError as exc:
-        return unavailable(exc)
-    return respond(page(snapshot, wanted))
+        return _secured(unavailable(exc))
+    return _secured(respond(page(snapshot, wanted)))
+
+
+def _secured(response: func.HttpResponse) -> func.HttpResponse:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+    return response
