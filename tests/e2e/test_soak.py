@@ -8,7 +8,9 @@ import asyncio
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +23,20 @@ from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
 from tests.helpers import EMS, INTUNE_A, statuses
 
 USERS = int(os.environ.get("SOAK_USERS", "60"))
+WAIT_SECONDS = 60 + USERS * 0.5  # generous: 2,000 users write a third of their licenses in a few minutes
+LIMIT_SECONDS = 300 + USERS * 1.5  # the local host's own limit for the whole run
 UNLICENSABLE = max(USERS // 100, 2)  # executives: EMS E5 has no free seat, so they end blocked, not verified
+
+
+async def until(done: Callable[[], bool], running: asyncio.Task[Any], *, what: str) -> None:
+    """Wait for a condition while the host runs; fail loudly if it never comes or the host stops first."""
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    while not done():
+        if running.done():
+            pytest.fail(f"the local host stopped before {what}: {running.result()}")
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"no {what} within {WAIT_SECONDS} s")
+        await asyncio.sleep(0.1)
 
 
 @pytest.mark.soak
@@ -31,6 +46,8 @@ async def test_soak_nothing_lost_nothing_doubled(tmp_path: Path, monkeypatch: py
     azurite = Azurite(location=tmp_path / "azurite").start()
     faults = Faults(throttle_rate=0.10, unavailable_rate=0.03, retry_after=1, slow_rate=0.02, slow_ms=2500, seed=9)
     state = TenantState.default(provisioning_delay=0.5)
+    # The fixture tenant has 250 EMS seats: size it to the soak, or most of a 2,000-user run ends blocked.
+    state.skus[EMS].enabled = max(state.skus[EMS].enabled, USERS + 10)
     try:
         async with EmulatedTenant(state=state, faults=faults) as tenant:
             env = {
@@ -55,9 +72,8 @@ async def test_soak_nothing_lost_nothing_doubled(tmp_path: Path, monkeypatch: py
             await asyncio.gather(*(queue.send_message(json.dumps(b)) for b in bodies))
             host = LocalHost(function_app.app, azurite.connection_string, retry_visibility=1, poll_interval=0.05,
                              lease_seconds=20)  # fmt: skip
-            running = asyncio.create_task(host.run_until_idle(limit_seconds=900))
-            while state.writes["assignLicense"] < USERS // 3:  # noqa: ASYNC110  # a third of the way in
-                await asyncio.sleep(0.1)
+            running = asyncio.create_task(host.run_until_idle(limit_seconds=LIMIT_SECONDS))
+            await until(lambda: state.writes["assignLicense"] >= USERS // 3, running, what="a third of the writes")
             await asyncio.to_thread(azurite.stop)
             await asyncio.to_thread(azurite.start)
             stats = await running
