@@ -59,8 +59,8 @@ bench: install  ## performance figures (tables: ours vs the naive way); not part
 	@# last: it exits non-zero above its target (import function_app <= 2x azure.functions), after the other tables
 	$(PY) -m tests.bench.cold_start
 
-soak: install  ## the soak test at full size (2,000 requests); make test runs it at 60
-	SOAK_USERS=2000 $(PY) -m pytest -q -s tests/e2e/test_soak.py
+soak: install  ## the soak tests at full size (2,000 requests; one host, then three worker processes); make test runs them small
+	SOAK_USERS=2000 $(PY) -m pytest -q -s tests/e2e/test_soak.py tests/e2e/test_scale_out.py
 
 unit: install
 	$(PY) -m pytest -q tests/unit
