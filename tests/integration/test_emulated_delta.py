@@ -19,7 +19,7 @@ from msgraph.generated.users.item.assign_license.assign_license_post_request_bod
 )
 
 from licensing.adapters.policy_file import load_policy
-from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
+from licensing.dev.tenant import EmulatedTenant, Faults, Strictness, TenantState
 from licensing.dev.tenant.generate import DRIFT_KINDS, GROUP_ID, generate_tenant
 from licensing.dev.tenant.model import User
 from tests.integration.support import FakeClock, standalone_tenant
@@ -38,7 +38,9 @@ EXPIRED = "The sync state generation is not found. The delta token is expired an
 
 @pytest.fixture
 async def tenant(clock: FakeClock) -> AsyncIterator[EmulatedTenant]:
-    async with EmulatedTenant(TenantState.default(clock=clock, provisioning_delay=0), Faults(seed=3)) as running:
+    # The lenient profile, whatever STRICT_BY_DEFAULT says: the strict one is test_emulated_strict.py's.
+    state = TenantState.default(clock=clock, provisioning_delay=0, strictness=Strictness.lenient())
+    async with EmulatedTenant(state, Faults(seed=3)) as running:
         yield running
 
 

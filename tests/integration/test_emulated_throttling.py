@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
+from licensing.dev.tenant import EmulatedTenant, Faults, Strictness, TenantState
 from licensing.dev.tenant.__main__ import faults_from, parse_args
 from tests.integration.support import FakeClock
 
@@ -25,7 +25,9 @@ PATCH = "PATCH /users/{id}"
 
 @pytest.fixture
 async def tenant(clock: FakeClock) -> AsyncIterator[EmulatedTenant]:
-    async with EmulatedTenant(TenantState.default(clock=clock, provisioning_delay=0), Faults(seed=7)) as running:
+    # The lenient profile, whatever STRICT_BY_DEFAULT says: the strict one is test_emulated_strict.py's.
+    state = TenantState.default(clock=clock, provisioning_delay=0, strictness=Strictness.lenient())
+    async with EmulatedTenant(state, Faults(seed=7)) as running:
         yield running
 
 

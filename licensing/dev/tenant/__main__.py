@@ -3,6 +3,10 @@
 python -m licensing.dev.tenant [--port 0] [--fixture PATH | --generate N [--drift F]] [--seed S]
                                [--provisioning-delay S] [--throttle-rate R] [--retry-after S] [--latency-ms MS]
                                [--write-budget N] [--write-window S] [--slow-rate R] [--slow-ms MS]
+                               [--strict | --lenient]
+
+--strict follows Graph's documentation where it is hard on a client (licensing/dev/tenant/strict.py),
+--lenient is the emulator's older, kinder behaviour; without either, strict.STRICT_BY_DEFAULT decides.
 
 With --generate the tenant is N generated users (licensing.dev.tenant.generate), and
 GET /_emulator/expected returns which of them drifted how - a benchmark can run the tenant in its own
@@ -21,6 +25,7 @@ from licensing.dev.tenant.faults import Faults
 from licensing.dev.tenant.generate import generate_tenant
 from licensing.dev.tenant.server import EmulatedTenant
 from licensing.dev.tenant.state import TenantState
+from licensing.dev.tenant.strict import STRICT_BY_DEFAULT, Strictness
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -44,6 +49,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--slow-rate", type=float, default=0.0, help="fraction of Graph requests answered late")
     parser.add_argument("--slow-ms", type=float, default=0.0, help="how late a slow answer is, after its effect (ms)")
+    profile = parser.add_mutually_exclusive_group()
+    profile.add_argument(
+        "--strict", dest="strict", action="store_true", default=STRICT_BY_DEFAULT, help="Graph as documented"
+    )
+    profile.add_argument("--lenient", dest="strict", action="store_false", help="the older, kinder emulator")
     parser.add_argument(
         "--seed",
         type=int,
@@ -82,17 +92,24 @@ def faults_from(args: argparse.Namespace) -> Faults:
     )
 
 
+def strictness_from(args: argparse.Namespace) -> Strictness:
+    """The strictness profile the command line asks for."""
+    return Strictness() if args.strict else Strictness.lenient()
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Serve until SIGINT or SIGTERM."""
+    strictness = strictness_from(args)
+    delay = args.provisioning_delay
     if args.generate is not None:
         seed = 7 if args.seed is None else args.seed
         state, _ = generate_tenant(
-            args.generate, seed=seed, drift_fraction=args.drift, provisioning_delay=args.provisioning_delay
+            args.generate, seed=seed, drift_fraction=args.drift, provisioning_delay=delay, strictness=strictness
         )
     elif args.fixture:
-        state = TenantState.from_fixture(args.fixture, provisioning_delay=args.provisioning_delay)
+        state = TenantState.from_fixture(args.fixture, provisioning_delay=delay, strictness=strictness)
     else:
-        state = TenantState.default(provisioning_delay=args.provisioning_delay)
+        state = TenantState.default(provisioning_delay=delay, strictness=strictness)
     faults = faults_from(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,7 +8,14 @@ POST /_emulator/users            a seed-style user (userPrincipalName, displayNa
 POST /_emulator/reset-counters   204
 POST /_emulator/plan-status      {"user": id-or-upn, "plan": "INTUNE_A", "status": "Error" | null}
 POST /_emulator/settings         {"provisioning_delay": 0, "auto_notify": true} (either or both)
-POST /_emulator/delete-user      {"user": id-or-upn} -> 204: soft delete (delta reports it @removed)
+POST /_emulator/delete-user      {"user": id-or-upn, "permanent": false} -> 204 (see TenantState.delete_user)
+POST /_emulator/strictness       {"shuffle_batch": false, ...} (Strictness fields) -> the strictness now in force
+POST /_emulator/activation       {"require": "INTUNE_A"} or {"activate": "INTUNE_A"} -> 204
+POST /_emulator/skus/{part}/plans  {"id": guid, "name": "NEW_PLAN", "service": "exchange"} -> 201: a plan
+                                 Microsoft added to the SKU (PendingProvisioning until activated)
+POST /_emulator/group-licenses   {"user", "sku": part number, "group": guid, "state": "Error", "error":
+                                 "CountViolation", "disabledPlans": [...]} -> 201: a group license in error
+POST /_emulator/devices          {"user": id-or-upn, "count": 3} -> 201 {"ids": [...]}: Intune managed devices
 GET  /_emulator/expected         a generated tenant's drift kind -> user ids (404 for a seeded tenant)
 POST /_emulator/notify           {"userId": id-or-upn, "changeType": "updated"} -> {"deliveries": [{url, status}]}
 POST /_emulator/lifecycle        {"subscriptionId": ..., "event": "reauthorizationRequired"} -> {"deliveries": [...]}
@@ -22,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from licensing.dev.tenant.model import GraphError
+from licensing.dev.tenant.model import GraphError, ServicePlan, guid
 from licensing.dev.tenant.protocol import Context
 from licensing.dev.tenant.seed import user_fields
 from licensing.dev.tenant.views import ALL_PROPERTIES, render_user
@@ -37,7 +44,8 @@ def add_admin_routes(app: web.Application, ctx: Context) -> None:
     def wrap(handler: AdminHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             try:
-                answer = handler(ctx, await _json_object(request))
+                body = await _json_object(request) | dict(request.match_info)  # path parameters win
+                answer = handler(ctx, body)
                 return await answer if inspect.isawaitable(answer) else answer
             except (ValueError, KeyError, TypeError, GraphError) as exc:
                 message = exc.message if isinstance(exc, GraphError) else str(exc)
@@ -55,6 +63,11 @@ def add_admin_routes(app: web.Application, ctx: Context) -> None:
     app.router.add_post("/_emulator/notify", wrap(_notify))
     app.router.add_post("/_emulator/lifecycle", wrap(_lifecycle))
     app.router.add_post("/_emulator/delete-user", wrap(_delete_user))
+    app.router.add_post("/_emulator/strictness", wrap(_strictness))
+    app.router.add_post("/_emulator/activation", wrap(_activation))
+    app.router.add_post("/_emulator/skus/{part}/plans", wrap(_add_plan))
+    app.router.add_post("/_emulator/group-licenses", wrap(_group_license))
+    app.router.add_post("/_emulator/devices", wrap(_devices))
     app.router.add_get("/_emulator/expected", wrap(_expected))
 
 
@@ -94,6 +107,8 @@ def _stats(ctx: Context, _: dict[str, Any]) -> web.Response:
         "provisioningDelay": state.provisioning_delay,
         "subscriptions": len(state.subscriptions),
         "autoNotify": state.auto_notify,
+        "strictness": state.strictness.as_dict(),
+        "devices": len(state.managed_devices.devices),
     }
     return web.json_response(stats)
 
@@ -112,10 +127,55 @@ def _create_user(ctx: Context, body: dict[str, Any]) -> web.Response:
 
 
 def _delete_user(ctx: Context, body: dict[str, Any]) -> web.Response:
-    user = ctx.state.delete_user(str(body["user"]))
-    if ctx.state.auto_notify:
-        ctx.webhooks.notify_in_background(user.id, "deleted")
+    permanent = body.get("permanent", False)
+    if not isinstance(permanent, bool):
+        raise TypeError("permanent must be true or false")
+    ctx.state.delete_user(str(body["user"]), permanent=permanent)  # notifies as the tenant's strictness says
     return web.Response(status=204)
+
+
+def _strictness(ctx: Context, body: dict[str, Any]) -> web.Response:
+    ctx.state.strictness.update(body)
+    return web.json_response(ctx.state.strictness.as_dict())
+
+
+def _activation(ctx: Context, body: dict[str, Any]) -> web.Response:
+    if len({"require", "activate"} & set(body)) != 1:
+        raise ValueError('give {"require": plan name} or {"activate": plan name}')
+    if "require" in body:
+        ctx.state.require_activation(str(body["require"]))
+    else:
+        ctx.state.activate(str(body["activate"]))
+    return web.Response(status=204)
+
+
+def _add_plan(ctx: Context, body: dict[str, Any]) -> web.Response:
+    plan = ServicePlan(guid(body["id"]), str(body["name"]), str(body.get("appliesTo", "User")), str(body["service"]))
+    sku = ctx.state.add_plan_to_sku(str(body["part"]), plan)
+    return web.json_response({"skuId": sku.id, "servicePlans": [p.name for p in sku.plans]}, status=201)
+
+
+def _group_license(ctx: Context, body: dict[str, Any]) -> web.Response:
+    disabled = body.get("disabledPlans") or []
+    if not isinstance(disabled, list):
+        raise TypeError("disabledPlans must be a list of plan names or ids")
+    assignment = ctx.state.add_group_license(
+        str(body["user"]),
+        str(body["sku"]),
+        str(body["group"]),
+        disabled_plans=[str(p) for p in disabled],
+        state=str(body.get("state", "Error")),
+        error=str(body.get("error", "CountViolation")),
+    )
+    return web.json_response({"skuId": assignment.sku_id, "state": assignment.state}, status=201)
+
+
+def _devices(ctx: Context, body: dict[str, Any]) -> web.Response:
+    count = body.get("count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError("count must be a whole number >= 0")
+    added = ctx.state.add_devices(str(body["user"]), count)
+    return web.json_response({"ids": [d.id for d in added]}, status=201)
 
 
 def _expected(ctx: Context, _: dict[str, Any]) -> web.Response:

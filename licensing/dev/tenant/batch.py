@@ -2,7 +2,8 @@
 
 The batch itself answers 200 once its payload parses; every sub-request is counted under its own
 route, draws its own fault (so one can come back 429 with Retry-After in its headers while the batch
-is 200), and is answered in order. ``dependsOn`` on a failed request gives 424.
+is 200), and is run in order. ``dependsOn`` on a failed request gives 424. With
+``strictness.shuffle_batch`` the answers come back shuffled, as Graph allows itself.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ async def handle_batch(ctx: Context, req: GraphRequest) -> GraphResponse:
         if answer.body is not None:
             entry["body"] = answer.body
         answers.append(entry)
+    # https://learn.microsoft.com/graph/json-batching: answers may come back in any order (match them by id).
+    answers = ctx.state.strictness.batch_order(answers)
     return GraphResponse(200, {"responses": answers}, {"Content-Type": "application/json"} | ids)
 
 

@@ -12,8 +12,12 @@ Checked against Graph's docs (user: delta, delta query overview, delta query for
 captures: absolute links ``.../users/delta?$skiptoken=`` / ``?$deltatoken=`` with ``$select`` encoded
 in the token rather than repeated; ``$deltatoken=latest`` for directory resources; the ``@removed``
 reasons; ``id`` always returned; ``$top`` not honoured for users (pages of 200: ``delta_page_size``);
-tokens of directory objects expire after seven days with 400 ``syncStateNotFound`` and "The sync state
-generation is not found. The delta token is expired and data must be synchronized again.".
+tokens of directory objects expire after seven days. An expired token (or one outstanding when
+``expire_delta_tokens`` ran) is answered as https://learn.microsoft.com/graph/delta-query-overview
+describes, per ``strictness.delta_expired``: "410" is 410 Gone, error ``resyncRequired``, with a
+``Location`` header holding a link that starts a full round afresh (same $select); "syncStateNotFound"
+is 400 ``syncStateNotFound`` and "The sync state generation is not found. The delta token is expired and
+data must be synchronized again.". A token that cannot be read at all always gets the 400.
 
 Where the emulator differs from Graph, on purpose:
 
@@ -81,8 +85,19 @@ def encode(state: TenantState, cursor: Cursor) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(state: TenantState, token: str) -> Cursor:
-    """The cursor a token stands for, or syncStateNotFound (unreadable, another tenant's, or expired)."""
+def resync_required(state: TenantState, base_url: str, select: tuple[str, ...] | None) -> GraphError:
+    """410 Gone with a Location to start over, or the older 400 syncStateNotFound (strictness.delta_expired)."""
+    if state.strictness.delta_expired != "410":
+        return sync_state_not_found()
+    fresh = Cursor(_FULL, state.sequence, 0, select)
+    location = f"{base_url}/users/delta?$skiptoken={encode(state, fresh)}"
+    message = "The delta token is no longer valid: resynchronize from the link in the Location header."
+    return GraphError(410, "resyncRequired", message, headers={"Location": location})
+
+
+def decode(state: TenantState, token: str, base_url: str = "") -> Cursor:
+    """The cursor a token stands for, or an error: syncStateNotFound (unreadable), or for an expired token
+    (another epoch or past its lifetime) what ``resync_required`` answers."""
     try:
         payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         kind, upto, cursor, issued = payload["k"], int(payload["u"]), int(payload["c"]), float(payload["t"])
@@ -90,14 +105,14 @@ def decode(state: TenantState, token: str) -> Cursor:
         epoch = payload["e"]
     except (ValueError, TypeError, KeyError, binascii.Error, GraphError):
         raise sync_state_not_found() from None
-    if (
-        epoch != state.delta_epoch
-        or kind not in {_FULL, _CHANGES}
-        or not 0 <= upto <= state.sequence
-        or state.clock() - issued > state.delta_token_lifetime
-    ):
+    selected = tuple(select) if select is not None else None
+    if kind not in {_FULL, _CHANGES}:
         raise sync_state_not_found()
-    return Cursor(kind, upto, cursor, tuple(select) if select is not None else None)
+    if epoch != state.delta_epoch or state.clock() - issued > state.delta_token_lifetime:
+        raise resync_required(state, base_url, selected)
+    if not 0 <= upto <= state.sequence:
+        raise sync_state_not_found()
+    return Cursor(kind, upto, cursor, selected)
 
 
 def users_delta(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphResponse:
@@ -114,9 +129,9 @@ def users_delta(ctx: Context, req: GraphRequest, _: Mapping[str, str]) -> GraphR
     if delta_token is not None and delta_token.lower() == "latest":
         return _page(req, state, [], None, Cursor(_CHANGES, state.sequence, state.sequence, select))
     if skip_token is not None:
-        cursor = decode(state, skip_token)
+        cursor = decode(state, skip_token, req.base_url)
     elif delta_token is not None:
-        since = decode(state, delta_token)
+        since = decode(state, delta_token, req.base_url)
         cursor = Cursor(_CHANGES, state.sequence, since.upto, since.select)
     else:
         cursor = Cursor(_FULL, state.sequence, 0, select)

@@ -1,5 +1,5 @@
 """Injected failures for the emulated tenant: throttling, outages, latency, slow answers, a write budget,
-a refused licenseDetails.
+a refused licenseDetails or managedDevices.
 
 Faults apply to Graph requests only (never to /_emulator/*). Each Graph request - a plain request or
 one sub-request of a $batch - draws once from a seeded random.Random, so a given seed and request
@@ -43,6 +43,7 @@ class Faults:
     unavailable_rate: float = 0.0
     latency_ms: float = 0.0
     license_details_forbidden: bool = False
+    devices_forbidden: bool = False  # GET /deviceManagement/managedDevices answers 403 (no Intune permission)
     throttle_next: int = 0
     seed: int | None = 0
     write_budget: int = 0
@@ -96,7 +97,7 @@ class Faults:
 
 
 def _coerce(name: str, value: Any) -> Any:  # noqa: ANN401  # a JSON value of any type
-    if name == "license_details_forbidden":
+    if name in {"license_details_forbidden", "devices_forbidden"}:
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be true or false")
         return value

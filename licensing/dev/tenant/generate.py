@@ -32,6 +32,7 @@ from typing import TypeVar
 from licensing.dev.tenant.model import Assignment, Sku, User, iso
 from licensing.dev.tenant.seed import read_seed, sku_from_json
 from licensing.dev.tenant.state import TenantState
+from licensing.dev.tenant.strict import Strictness
 
 DRIFT_KINDS = (
     "missing-license",  # no license at all, usageLocation set
@@ -148,6 +149,7 @@ def generate_tenant(
     drift_fraction: float = 0.10,
     clock: Callable[[], float] = time.time,
     provisioning_delay: float = 0.0,
+    strictness: Strictness | None = None,
 ) -> tuple[TenantState, dict[str, list[str]]]:
     """A tenant of ``n`` generated users and ``expected``: drift kind -> ids (see the module docstring).
 
@@ -168,7 +170,7 @@ def generate_tenant(
     kinds = _assign_kinds(rng, rules, round(n * drift_fraction))
 
     now = clock()
-    state = TenantState(clock=clock, provisioning_delay=provisioning_delay)
+    state = TenantState(clock=clock, provisioning_delay=provisioning_delay, strictness=strictness)
     for sku in _skus(n, rules, kinds):
         state.add_sku(sku)
     assigned_at = now - 30 * 86400

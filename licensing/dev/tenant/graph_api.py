@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from licensing.dev.tenant.delta import users_delta
+from licensing.dev.tenant.devices_api import list_managed_devices
 from licensing.dev.tenant.faults import Fault
 from licensing.dev.tenant.model import GraphError, new_id
 from licensing.dev.tenant.protocol import Context, GraphRequest, GraphResponse, Handler, error_response, json_body, ok
@@ -33,7 +34,10 @@ __all__ = ["WRITE_ROUTES", "Context", "GraphRequest", "GraphResponse", "dispatch
 
 
 # Identity writes: what Faults.write_budget counts (plain or inside $batch).
-WRITE_ROUTES = frozenset({"POST /users/{id}/assignLicense", "PATCH /users/{id}"})
+WRITE_ROUTES = frozenset({"POST /users/{id}/assignLicense", "PATCH /users/{id}", "DELETE /users/{id}"})
+# /users('$adm@contoso.com'): the key in parentheses and single quotes ('' for a quote), the only way to
+# address a user whose UPN starts with $ (https://learn.microsoft.com/graph/api/user-get, note).
+_QUOTED_USER = re.compile(r"^/users\('((?:[^']|'')*)'\)(?=/|$)")
 
 
 def _throttled(state: TenantState) -> GraphError:
@@ -92,24 +96,41 @@ def get_user(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> Grap
 
 
 def patch_user(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
-    """PATCH /users/{id}: 204 No Content (and, with ``auto_notify``, a change notification soon after)."""
+    """PATCH /users/{id}: 204 No Content, and a change notification soon after (see _notify_write)."""
+    before = ctx.state.sequence
     user = ctx.state.set_user(params["id"], json_body(req))
-    if ctx.state.auto_notify:
-        ctx.webhooks.notify_in_background(user.id, "updated")
+    _notify_write(ctx, user.id, changed=ctx.state.sequence != before, auto=True)
+    return GraphResponse(204, None)
+
+
+def delete_user(ctx: Context, _: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
+    """DELETE /users/{id}: 204; a soft delete (https://learn.microsoft.com/graph/api/user-delete)."""
+    ctx.state.delete_user(params["id"])
     return GraphResponse(204, None)
 
 
 def assign_license(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
     """POST /users/{id}/assignLicense: 200 with the user (default property set)."""
     body = json_body(req)
+    before = ctx.state.sequence
     user = ctx.state.assign_license(params["id"], body.get("addLicenses"), body.get("removeLicenses"))
+    _notify_write(ctx, user.id, changed=ctx.state.sequence != before, auto=False)
     context = {"@odata.context": users_context(req.base_url, None, entity=True)}
     return ok(context | render_user(ctx.state, user, None))
 
 
+def _notify_write(ctx: Context, user_id: str, *, changed: bool, auto: bool) -> None:
+    """The app's own write notifies subscribers like anyone's (``strictness.notify_own_writes``, when it
+    changed the user: https://learn.microsoft.com/graph/change-notifications-overview); the lenient
+    profile notifies PATCHes only, and only with ``auto_notify``."""
+    if (auto and ctx.state.auto_notify) or (changed and ctx.state.strictness.notify_own_writes):
+        ctx.webhooks.notify_in_background(user_id, "updated")
+
+
 def license_details(ctx: Context, req: GraphRequest, params: Mapping[str, str]) -> GraphResponse:
-    """GET /users/{id}/licenseDetails, or 403 when the fault says the app lacks the permission."""
-    if ctx.faults.license_details_forbidden:
+    """GET /users/{id}/licenseDetails, or 403 as for an app-only caller: the permissions table of
+    https://learn.microsoft.com/graph/api/user-list-licensedetails says Application "Not supported"."""
+    if ctx.faults.license_details_forbidden or ctx.state.strictness.license_details_app_only_refused:
         raise GraphError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
     user = ctx.state.user(params["id"])
     context = f"{req.base_url}/$metadata#users('{user.id}')/licenseDetails"
@@ -122,8 +143,10 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/users/delta", users_delta),
     ("GET", "/users/{id}", get_user),
     ("PATCH", "/users/{id}", patch_user),
+    ("DELETE", "/users/{id}", delete_user),
     ("POST", "/users/{id}/assignLicense", assign_license),
     ("GET", "/users/{id}/licenseDetails", license_details),
+    ("GET", "/deviceManagement/managedDevices", list_managed_devices),
     ("POST", "/subscriptions", create_subscription),
     ("GET", "/subscriptions", list_subscriptions),
     ("GET", "/subscriptions/{id}", get_subscription),
@@ -154,11 +177,29 @@ def route(method: str, path: str) -> tuple[str, Handler, dict[str, str]]:
     raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'.")
 
 
+def unquote_user(path: str) -> tuple[str, bool]:
+    """``/users('key')/...`` as ``/users/key/...``, and whether the key came in that quoted form."""
+    found = _QUOTED_USER.match(path)
+    if found is None:
+        return path, False
+    return "/users/" + found.group(1).replace("''", "'") + path[found.end() :], True
+
+
+def _check_user_key(ctx: Context, template: str, params: Mapping[str, str], *, quoted: bool) -> None:
+    """Refuse ``/users/$x@...``: Graph reads a segment starting with $ as a system query segment, so such a
+    UPN must be quoted (https://learn.microsoft.com/graph/api/user-get). The wording is our guess."""
+    key = params.get("id", "")
+    strict = ctx.state.strictness.dollar_upn_needs_quotes
+    if strict and template.startswith("/users/{id}") and key.startswith("$") and not quoted:
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{key}'.")
+
+
 async def dispatch(ctx: Context, req: GraphRequest) -> GraphResponse:
     """Answer one Graph request (never raises): count it, apply its fault, run its handler."""
     request_id = new_id()
+    path, quoted = unquote_user(req.path)
     try:
-        template, handler, params = route(req.method, req.path)
+        template, handler, params = route(req.method, path)
     except GraphError as exc:
         ctx.state.requests[f"{req.method.upper()} (no route)"] += 1
         response = error_response(exc, request_id, req.client_request_id)
@@ -172,6 +213,7 @@ async def dispatch(ctx: Context, req: GraphRequest) -> GraphResponse:
                 ctx.state.faulted[key] += 1
                 retry_after = ctx.faults.retry_after
                 raise _fault_error(fault, ctx.state)
+            _check_user_key(ctx, template, params, quoted=quoted)
             if key in WRITE_ROUTES:
                 retry_after = ctx.state.admit_write(ctx.faults.write_budget, ctx.faults.write_window)
                 if retry_after is not None:

@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 # ISO 3166-1 alpha-2: Graph refuses a usageLocation outside this list.
@@ -59,11 +60,12 @@ USER_FIELDS = {
 class GraphError(Exception):
     """A refusal worded exactly as Graph words it: HTTP status, error code and message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})  # extra response headers (e.g. Location on a 410)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,7 @@ class Assignment:
     enabled_at: dict[str, float] = field(default_factory=dict)
     updated_at: float | None = None
     error: str = "None"
+    state: str | None = None  # licenseAssignmentStates[].state when pinned (add_group_license), else derived
 
     def enabled_since(self, plan_id: str) -> float:
         """When this plan was (re-)enabled on this assignment."""
@@ -141,6 +144,9 @@ class User:
     surname: str | None = None
     mail: str | None = None
     assignments: list[Assignment] = field(default_factory=list)
+    # Group licenses in state "Error": listed in licenseAssignmentStates only - not assigned, no seat
+    # (https://learn.microsoft.com/graph/api/resources/licenseassignmentstate).
+    failed_assignments: list[Assignment] = field(default_factory=list)
 
     def holds(self, sku_id: str) -> list[Assignment]:
         """Every assignment (direct and group) of this SKU."""
@@ -149,6 +155,18 @@ class User:
     def direct(self, sku_id: str) -> Assignment | None:
         """The direct assignment of this SKU, if any."""
         return next((a for a in self.holds(sku_id) if a.assigned_by_group is None), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One Intune managed device (https://learn.microsoft.com/graph/api/resources/intune-devices-manageddevice)."""
+
+    id: str
+    user_id: str
+    user_principal_name: str
+    device_name: str
+    operating_system: str
+    enrolled_at: float
 
 
 def is_guid(value: object) -> bool:

@@ -60,7 +60,7 @@ def error_response(error: GraphError, request_id: str, client_request_id: str) -
     inner = {"date": now, "request-id": request_id, "client-request-id": client_request_id}
     body = {"error": {"code": error.code, "message": error.message, "innerError": inner}}
     headers = {"Content-Type": "application/json", "request-id": request_id, "client-request-id": client_request_id}
-    return GraphResponse(error.status, body, headers)
+    return GraphResponse(error.status, body, error.headers | headers)
 
 
 def ok(body: dict[str, Any], status: int = 200) -> GraphResponse:

@@ -7,13 +7,14 @@ issue threads and scripts that match on them. The unknown-disabled-plan wording 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from licensing.dev.tenant.model import ISO_COUNTRIES, USER_FIELDS, Assignment, GraphError, Sku, User, guid
 
 BAD_REQUEST = "Request_BadRequest"
+INVALID_USAGE_LOCATION = "License assignment cannot be done for user with invalid usage location."
 # PATCH may change these; createdDateTime is Graph's own and mail follows the mailbox
 _WRITABLE = {k: v for k, v in USER_FIELDS.items() if k not in {"createdDateTime", "mail"}}
 _READ_ONLY = {"id", "assignedLicenses", "assignedPlans", "licenseAssignmentStates", "createdDateTime"}
@@ -62,11 +63,47 @@ def check_license_change(
                 "User license is inherited from a group membership and it cannot be removed directly from the user.",
             )
     if wanted and not user.usage_location:
-        raise GraphError(400, BAD_REQUEST, "License assignment cannot be done for user with invalid usage location.")
+        raise GraphError(400, BAD_REQUEST, INVALID_USAGE_LOCATION)
     for sku_id in wanted:
         if not user.holds(sku_id) and free_units(sku_id) < 1:  # a SKU the user already has takes no new seat
             raise GraphError(400, BAD_REQUEST, f"Subscription {sku_id} does not have any available licenses.")
     return LicenseChange(wanted, removing)
+
+
+def check_exclusive_plans(
+    user: User, skus: Mapping[str, Sku], change: LicenseChange, pairs: Iterable[frozenset[str]]
+) -> None:
+    """Refuse a change that would newly give the user two mutually exclusive plans (by plan name), as
+    https://learn.microsoft.com/graph/api/user-assignlicense does: "License assignment failed because
+    service plans {a}, {b} are mutually exclusive." - {a} the plan being enabled, {b} the one it clashes
+    with (Graph names them by servicePlanId; which comes first is our guess)."""
+    pairs = list(pairs)
+    if not pairs or not change.add:
+        return
+    before = _enabled_plans(user.assignments, skus)
+    after = _enabled_plans(_after(user, change), skus)
+    for pair in pairs:
+        a, b = sorted(name.upper() for name in pair)
+        if a in after and b in after and not (a in before and b in before):
+            new, old = (a, b) if a not in before else (b, a)
+            raise GraphError(
+                400,
+                BAD_REQUEST,
+                f"License assignment failed because service plans {after[new]}, {after[old]} are mutually exclusive.",
+            )
+
+
+def _after(user: User, change: LicenseChange) -> list[Assignment]:
+    """The user's assignments as the change would leave them (not applied)."""
+    kept = [a for a in user.assignments if a.assigned_by_group or a.sku_id not in change.remove]
+    kept = [a for a in kept if a.assigned_by_group or a.sku_id not in change.add]
+    added = [Assignment(sku_id, disabled, None, assigned_at=0.0) for sku_id, disabled in change.add.items()]
+    return kept + added
+
+
+def _enabled_plans(assignments: Iterable[Assignment], skus: Mapping[str, Sku]) -> dict[str, str]:
+    """Upper-case plan name -> plan id of every plan some assignment enables."""
+    return {p.name.upper(): p.id for a in assignments for p in skus[a.sku_id].plans if p.id not in a.disabled_plans}
 
 
 def apply_license_change(user: User, change: LicenseChange, now: float) -> None:

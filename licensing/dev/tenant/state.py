@@ -8,123 +8,61 @@ of its last change (create, PATCH, assignLicense, delete).
 
 from __future__ import annotations
 
-import base64
+import logging
 import math
 import time
-import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any
 
-from licensing.dev.tenant.model import (
-    Assignment,
-    GraphError,
-    ServicePlan,
-    Sku,
-    User,
-    guid,
-    new_id,
-)
+from licensing.dev.tenant.devices import DeviceStore
+from licensing.dev.tenant.directory import Directory
+from licensing.dev.tenant.model import Assignment, Device, GraphError, ServicePlan, Sku, User, guid, new_id
+from licensing.dev.tenant.provisioning import Provisioning, detail_id
 from licensing.dev.tenant.rules import (
     BAD_REQUEST,
+    INVALID_USAGE_LOCATION,
     apply_license_change,
+    check_exclusive_plans,
     check_license_change,
     require_parameters,
     user_changes,
 )
 from licensing.dev.tenant.seed import read_seed, sku_from_json, user_fields
+from licensing.dev.tenant.strict import Strictness
 from licensing.dev.tenant.subscriptions import Subscription
 
-__all__ = ["Assignment", "GraphError", "ServicePlan", "Sku", "TenantState", "User"]
+__all__ = ["Assignment", "GraphError", "ServicePlan", "Sku", "TenantState", "User", "detail_id"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TENANT_ID = "6a3f1c2e-8b4d-4e7a-9c15-2f0d8e6b7a91"
-# Best first: which status a plan shows when several assignments of one SKU hold it.
-_STATUS_RANK = ("Success", "PendingActivation", "PendingProvisioning", "PendingInput", "Error", "Disabled")
 DELTA_PAGE_SIZE = 200  # users per /users/delta page: what Graph sends (it ignores $top there)
 DELTA_TOKEN_LIFETIME = 7 * 86400.0  # seconds: Graph expires directory delta tokens after seven days
 # Up to this many users seats are counted afresh on every read, so tests may edit ``user.assignments`` by
 # hand; above it the running counts kept by the tenant's own writes are used.
 SEAT_SCAN_LIMIT = 5000
-_T = TypeVar("_T")
-_Changed = Callable[[str, User | None, User | None], None]
+GROUP_LICENSE_STATES = ("Error", "ActiveWithError")
+GROUP_LICENSE_ERRORS = (
+    "CountViolation",
+    "MutuallyExclusiveViolation",
+    "DependencyViolation",
+    "ProhibitedInUsageLocationViolation",
+    "UniquenessViolation",
+    "Other",
+)
+# Called with (user id, change type) when the tenant itself notifies subscribers (Webhooks registers it).
+Notifier = Callable[[str, str], None]
 
 
-class Directory(dict[str, User]):
-    """Users by id (a dict), also kept in an append-only listing order and indexed by lower-cased UPN.
-
-    ``order`` never shrinks: a deleted id stays as a tombstone, so a position in it (what page tokens
-    carry) keeps meaning the same place while users come and go, and a user re-added keeps its old
-    place. Item assignment, ``del`` and ``pop`` keep the order, the UPN index and the tenant's change
-    log and seat counts right; ``update``, ``setdefault`` and ``popitem`` bypass them (do not use them).
-    """
-
-    def __init__(self, changed: _Changed) -> None:
-        super().__init__()
-        self.order: list[str] = []
-        self.by_upn: dict[str, str] = {}  # lower-cased userPrincipalName -> id
-        self._listed: set[str] = set()
-        self._changed = changed
-
-    def __setitem__(self, key: str, value: User) -> None:
-        old = self.get(key)
-        super().__setitem__(key, value)
-        if key not in self._listed:
-            self._listed.add(key)
-            self.order.append(key)
-        if old is not None:
-            self._unindex(key, old)
-        self.by_upn[value.user_principal_name.lower()] = key
-        self._changed(key, old, value)
-
-    def __delitem__(self, key: str) -> None:
-        old = self[key]
-        super().__delitem__(key)
-        self._unindex(key, old)
-        self._changed(key, old, None)
-
-    @overload
-    def pop(self, key: str, /) -> User: ...
-    @overload
-    def pop(self, key: str, default: User, /) -> User: ...
-    @overload
-    def pop(self, key: str, default: _T, /) -> User | _T: ...
-    def pop(self, key: str, /, *default: Any) -> Any:
-        """dict.pop, through ``del`` so the indexes and the change log see it."""
-        if key in self:
-            value = self[key]
-            del self[key]
-            return value
-        if default:
-            return default[0]
-        raise KeyError(key)
-
-    def load(self, users: Sequence[User]) -> None:
-        """Add many new users at once (ids and UPNs not yet present); the caller logs the changes."""
-        for user in users:
-            dict.__setitem__(self, user.id, user)
-        fresh = [u.id for u in users if u.id not in self._listed]
-        self.order.extend(fresh)
-        self._listed.update(fresh)
-        self.by_upn.update((u.user_principal_name.lower(), u.id) for u in users)
-
-    def clear(self) -> None:
-        """Remove every user, one ``del`` at a time."""
-        for key in list(self):
-            del self[key]
-
-    def _unindex(self, key: str, user: User) -> None:
-        upn = user.user_principal_name.lower()
-        if self.by_upn.get(upn) == key:
-            del self.by_upn[upn]
-
-
-class TenantState:
+class TenantState(Provisioning):
     """One tenant's directory state plus the counters the emulator keeps about requests to it.
 
-    ``clock`` (epoch seconds) decides provisioning: a newly enabled plan is ``PendingProvisioning``
-    until ``provisioning_delay`` seconds have passed, then ``Success``. Both may be changed at runtime.
-    The same clock expires change-notification subscriptions.
+    ``clock`` (epoch seconds) decides provisioning: a newly enabled plan shows
+    ``strictness.settling_status`` until ``provisioning_delay`` seconds have passed, then ``Success``.
+    Both may be changed at runtime. The same clock expires change-notification subscriptions.
+    ``strictness`` (see strict.py) says how closely Graph's documentation is followed; mutable too.
     """
 
     def __init__(
@@ -134,7 +72,9 @@ class TenantState:
         account_name: str = "Contoso",
         clock: Callable[[], float] = time.time,
         provisioning_delay: float = 30.0,
+        strictness: Strictness | None = None,
     ) -> None:
+        self.strictness = strictness if strictness is not None else Strictness.by_default()
         self.tenant_id = tenant_id
         self.account_name = account_name
         self.clock = clock
@@ -159,6 +99,11 @@ class TenantState:
         self.status_overrides: dict[tuple[str, str], str] = {}
         self.subscriptions: dict[str, Subscription] = {}  # change-notification subscriptions by id
         self.auto_notify = False  # notify subscribers (in the background) of users created or PATCHed
+        self.notifier: Notifier | None = None  # set by Webhooks: how the tenant notifies subscribers
+        self.activation_required: set[str] = set()  # see Provisioning.require_activation
+        self.plans_added: set[str] = set()  # see Provisioning.add_plan_to_sku
+        self.usage_location_set: dict[str, float] = {}  # user id -> clock() of its last usageLocation change
+        self.managed_devices = DeviceStore()
 
     @classmethod
     def from_fixture(
@@ -167,6 +112,7 @@ class TenantState:
         *,
         clock: Callable[[], float] = time.time,
         provisioning_delay: float = 30.0,
+        strictness: Strictness | None = None,
     ) -> TenantState:
         """A tenant seeded from a fixture file or a dict shaped like ``fixture.json``."""
         seed = read_seed(source)
@@ -175,6 +121,7 @@ class TenantState:
             account_name=str(seed.get("accountName", "Contoso")),
             clock=clock,
             provisioning_delay=provisioning_delay,
+            strictness=strictness,
         )
         for item in seed.get("subscribedSkus") or []:
             state.add_sku(sku_from_json(item))
@@ -183,9 +130,17 @@ class TenantState:
         return state
 
     @classmethod
-    def default(cls, *, clock: Callable[[], float] = time.time, provisioning_delay: float = 30.0) -> TenantState:
+    def default(
+        cls,
+        *,
+        clock: Callable[[], float] = time.time,
+        provisioning_delay: float = 30.0,
+        strictness: Strictness | None = None,
+    ) -> TenantState:
         """The shipped Contoso fixture (new hires, executives, EMS / EMS E5 / Intune SKUs)."""
-        return cls.from_fixture(read_seed(None), clock=clock, provisioning_delay=provisioning_delay)
+        return cls.from_fixture(
+            read_seed(None), clock=clock, provisioning_delay=provisioning_delay, strictness=strictness
+        )
 
     # --- directory -------------------------------------------------------------------------------
 
@@ -252,9 +207,20 @@ class TenantState:
         return self._seats[wanted]
 
     def free_units(self, sku_id: str) -> int:
-        """``prepaidUnits.enabled - consumedUnits``, as a caller of GET /subscribedSkus computes it."""
+        """Seats left: ``prepaidUnits.enabled + warning - consumedUnits`` - warning units are in their grace
+        period and still assignable (https://learn.microsoft.com/graph/api/resources/licenseunitsdetail);
+        the lenient profile leaves warning units out."""
         sku = self.skus.get(sku_id.lower())
-        return (sku.enabled - self.consumed_units(sku.id)) if sku else 0
+        if sku is None:
+            return 0
+        warning = sku.warning if self.strictness.warning_units_assignable else 0
+        return sku.enabled + warning - self.consumed_units(sku.id)
+
+    def users_holding_plan(self, plan_name: str) -> list[User]:
+        """Users holding (by any path) a SKU that has this plan."""
+        wanted = plan_name.upper()
+        skus = {s.id for s in self.skus.values() if any(p.name.upper() == wanted for p in s.plans)}
+        return [u for u in self.users.values() if any(a.sku_id in skus for a in u.assignments)]
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -269,7 +235,10 @@ class TenantState:
         """
         adding, removing = require_parameters(add, remove)
         user = self.user(user_ref)
+        if adding and self._usage_location_replicating(user):
+            raise GraphError(400, BAD_REQUEST, INVALID_USAGE_LOCATION)
         change = check_license_change(user, self.skus, self.free_units, adding, removing)
+        check_exclusive_plans(user, self.skus, change, self.strictness.mutually_exclusive)
         before, held = _licenses(user), _held(user)
         apply_license_change(user, change, self.clock())
         self._recount(held, _held(user))
@@ -283,6 +252,8 @@ class TenantState:
         user = self.user(user_ref)
         changed = False
         for name, value in user_changes(patch).items():
+            if name == "usage_location" and value != user.usage_location:
+                self.usage_location_set[user.id] = self.clock()
             changed = changed or getattr(user, name) != value
             setattr(user, name, value)
         if changed:
@@ -290,17 +261,75 @@ class TenantState:
         self.writes["updateUser"] += 1
         return user
 
-    def delete_user(self, user_ref: str) -> User:
-        """Soft-delete a user (DELETE /users/{id}): gone from /users, its seats freed, kept in deleted_users.
+    def delete_user(self, user_ref: str, *, permanent: bool = False) -> User:
+        """Delete a user (DELETE /users/{id}): gone from /users (GET answers 404), its seats freed.
 
-        Delta queries then report it as ``{"id": ..., "@removed": {"reason": "changed"}}`` (restorable),
-        while a user removed with ``del state.users[id]`` is reported with reason ``deleted`` (permanent).
+        A soft delete keeps it in deleted_users: delta queries report ``{"id": ..., "@removed": {"reason":
+        "changed"}}`` (restorable). ``permanent`` (also for a user already soft-deleted) forgets it: reason
+        ``deleted``. Subscribers hear of it as Graph tells them (https://learn.microsoft.com/graph/api/
+        resources/change-notifications-api-overview, users): with ``strictness.soft_delete`` always, a soft
+        delete as ``updated`` and a permanent one as ``deleted``; in the lenient profile only with
+        ``auto_notify``, as ``deleted``.
         """
-        user = self.user(user_ref)
-        self.deleted_users[user.id] = user
-        del self.users[user.id]
+        found = self.find_user(user_ref)
+        if found is None and permanent:
+            found = self.deleted_users.get(user_ref.lower())
+        user = found if found is not None else self.user(user_ref)
+        if user.id in self.users:
+            del self.users[user.id]
+        if permanent:
+            if self.deleted_users.pop(user.id, None) is not None:
+                self.record_change(user.id)  # the soft-deleted user is now gone for good
+        else:
+            self.deleted_users[user.id] = user
         self.writes["deleteUser"] += 1
+        strict = self.strictness.soft_delete
+        if strict or self.auto_notify:
+            self.notify(user.id, "updated" if strict and not permanent else "deleted")
         return user
+
+    def add_group_license(
+        self,
+        user_ref: str,
+        part_number: str,
+        group_id: str,
+        *,
+        disabled_plans: Iterable[str] = (),
+        state: str = "Error",
+        error: str = "CountViolation",
+    ) -> Assignment:
+        """A license the user inherits from a group, in error (https://learn.microsoft.com/graph/api/resources/
+        licenseassignmentstate): ``Error`` is listed in licenseAssignmentStates only - not in assignedLicenses
+        or assignedPlans, no seat; ``ActiveWithError`` is assigned (and takes a seat) with the error shown.
+        ``disabled_plans`` are plan names or ids of the SKU."""
+        if state not in GROUP_LICENSE_STATES or error not in GROUP_LICENSE_ERRORS:
+            raise ValueError(f"state must be one of {GROUP_LICENSE_STATES}, error one of {GROUP_LICENSE_ERRORS}")
+        user = self.user(user_ref)
+        sku = next((s for s in self.skus.values() if s.part_number.lower() == part_number.lower()), None)
+        if sku is None:
+            raise ValueError(f"the tenant has no SKU {part_number!r}")
+        disabled = [_plan_id(sku, ref) for ref in disabled_plans]
+        now = self.clock()
+        assignment = Assignment(sku.id, disabled, guid(group_id), now, updated_at=now, error=error, state=state)
+        if state == "Error":
+            user.failed_assignments.append(assignment)
+        else:
+            held = _held(user)
+            user.assignments.append(assignment)
+            self._recount(held, _held(user))
+        self.record_change(user.id)
+        return assignment
+
+    def add_devices(self, user_ref: str, count: int) -> list[Device]:
+        """Enrol ``count`` Intune managed devices for a user (GET /deviceManagement/managedDevices lists them)."""
+        return self.managed_devices.add(self.user(user_ref), count, self.clock())
+
+    def notify(self, user_id: str, change_type: str) -> None:
+        """Tell subscribers (through the registered notifier, in the background) that a user changed."""
+        if self.notifier is None:
+            log.debug("no notifier registered: %s of user %s not notified", change_type, user_id)
+            return
+        self.notifier(user_id, change_type)
 
     def record_change(self, user_id: str) -> int:
         """Log a change to a user for delta queries; the new sequence number.
@@ -328,16 +357,9 @@ class TenantState:
         return found
 
     def expire_delta_tokens(self) -> None:
-        """Invalidate every delta and skip token handed out so far (their next use is syncStateNotFound)."""
+        """Invalidate every delta and skip token handed out so far: their next use is 410 Gone with
+        resyncRequired, or 400 syncStateNotFound (``strictness.delta_expired``)."""
         self.delta_epoch = new_id()[:8]
-
-    def force_status(self, user_ref: str, plan_name: str, status: str | None) -> None:
-        """Pin an enabled plan's provisioningStatus for a user (e.g. "Error", "PendingInput"); None unpins."""
-        key = (self.user(user_ref).id, plan_name.upper())
-        if status is None:
-            self.status_overrides.pop(key, None)
-        else:
-            self.status_overrides[key] = status
 
     def page_of_users(
         self, start: int, size: int, keep: Callable[[User], bool] | None = None
@@ -390,17 +412,17 @@ class TenantState:
 
     # --- bookkeeping -----------------------------------------------------------------------------
 
+    def _usage_location_replicating(self, user: User) -> bool:
+        """True while a just-PATCHed usageLocation has not reached the licensing service
+        (``strictness.usage_location_lag`` seconds; https://learn.microsoft.com/graph/api/user-assignlicense)."""
+        set_at = self.usage_location_set.get(user.id)
+        return set_at is not None and self.clock() - set_at < self.strictness.usage_location_lag
+
     @property
     def _directory(self) -> Directory:
         users = self.users
         assert isinstance(users, Directory), "TenantState.users must stay the Directory it was created with"
         return users
-
-    def _pinned_users(self) -> frozenset[str]:
-        """Users with a pinned plan status (recomputed when status_overrides grows or shrinks)."""
-        if self._pinned[0] != len(self.status_overrides):
-            self._pinned = (len(self.status_overrides), frozenset(u for u, _ in self.status_overrides))
-        return self._pinned[1]
 
     def _directory_changed(self, user_id: str, old: User | None, new: User | None) -> None:
         """A user added, replaced or removed through ``users``: log it and move seats."""
@@ -415,61 +437,6 @@ class TenantState:
             self._seats.update(after - before)
             self._seats.subtract(before - after)
 
-    # --- reads -----------------------------------------------------------------------------------
-
-    def plan_status(self, user: User, assignment: Assignment, plan: ServicePlan) -> str:
-        """One plan's provisioningStatus on one assignment, as licenseDetails reports it."""
-        if plan.id in assignment.disabled_plans:
-            return "Disabled"
-        forced = self.status_overrides.get((user.id, plan.name.upper()))
-        if forced:
-            return forced
-        ready_at = assignment.enabled_since(plan.id) + self.provisioning_delay
-        return "Success" if self.clock() >= ready_at else "PendingProvisioning"
-
-    def merged_status(self, user: User, sku_id: str, plan: ServicePlan) -> str:
-        """A plan's status across every assignment of the SKU (a direct and a group one may overlap)."""
-        statuses = [self.plan_status(user, a, plan) for a in user.holds(sku_id)]
-        return min(statuses, key=lambda s: _STATUS_RANK.index(s) if s in _STATUS_RANK else len(_STATUS_RANK))
-
-    def assignment_state(self, user: User, assignment: Assignment) -> str:
-        """licenseAssignmentStates[].state: Active, ActiveWithError (a plan in Error) or Error."""
-        if assignment.error not in {"None", ""}:
-            return "Error"
-        # Only a pinned status can be Error (see plan_status): look there, not at every plan's provisioning.
-        overrides = self.status_overrides
-        if user.id in self._pinned_users() and any(
-            overrides.get((user.id, p.name.upper())) == "Error"
-            for p in self.skus[assignment.sku_id].plans
-            if p.id not in assignment.disabled_plans
-        ):
-            return "ActiveWithError"
-        return "Active"
-
-    def held_skus(self, user: User) -> list[Sku]:
-        """The SKUs a user holds, each once, in the order first assigned."""
-        return [self.skus[s] for s in dict.fromkeys(a.sku_id for a in user.assignments)]
-
-    def license_details(self, user: User) -> list[dict[str, Any]]:
-        """GET /users/{id}/licenseDetails items: one per SKU held, with each plan's provisioningStatus."""
-        return [
-            {
-                "id": detail_id(self.tenant_id, sku.id),
-                "skuId": sku.id,
-                "skuPartNumber": sku.part_number,
-                "servicePlans": [
-                    {
-                        "servicePlanId": p.id,
-                        "servicePlanName": p.name,
-                        "provisioningStatus": self.merged_status(user, sku.id, p),
-                        "appliesTo": p.applies_to,
-                    }
-                    for p in sku.plans
-                ],
-            }
-            for sku in self.held_skus(user)
-        ]
-
 
 def _held(user: User) -> frozenset[str]:
     """The SKU ids a user holds by any path."""
@@ -481,7 +448,9 @@ def _licenses(user: User) -> list[tuple[str, str | None, tuple[str, ...]]]:
     return [(a.sku_id, a.assigned_by_group, tuple(a.disabled_plans)) for a in user.assignments]
 
 
-def detail_id(tenant_id: str, sku_id: str) -> str:
-    """licenseDetails ids as Graph builds them: base64url of the tenant and SKU GUIDs (little-endian)."""
-    raw = uuid.UUID(tenant_id).bytes_le + uuid.UUID(sku_id).bytes_le
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def _plan_id(sku: Sku, ref: str) -> str:
+    """A plan of the SKU named by id or servicePlanName."""
+    found = next((p for p in sku.plans if ref.lower() in {p.id, p.name.lower()}), None)
+    if found is None:
+        raise ValueError(f"SKU {sku.part_number} has no plan {ref!r}")
+    return found.id

@@ -58,6 +58,8 @@ def _assigned_plans(state: TenantState, user: User) -> list[dict[str, Any]]:
 
 
 def _assignment_states(state: TenantState, user: User) -> list[dict[str, Any]]:
+    # Failed group licenses (state Error) are listed here and nowhere else:
+    # https://learn.microsoft.com/graph/api/resources/licenseassignmentstate
     return [
         {
             "assignedByGroup": a.assigned_by_group,
@@ -67,7 +69,7 @@ def _assignment_states(state: TenantState, user: User) -> list[dict[str, Any]]:
             "skuId": a.sku_id,
             "state": state.assignment_state(user, a),
         }
-        for a in user.assignments
+        for a in [*user.assignments, *user.failed_assignments]
     ]
 
 
@@ -93,6 +95,8 @@ _PROPERTIES: dict[str, Callable[[TenantState, User], Any]] = {
     "assignedLicenses": _assigned_licenses,
     "assignedPlans": _assigned_plans,
     "licenseAssignmentStates": _assignment_states,
+    # Per service, the worst status of its enabled plans: https://learn.microsoft.com/graph/api/resources/user
+    "provisionedPlans": lambda state, u: state.provisioned_plans(u),
 }
 _BY_LOWER = {name.lower(): name for name in _PROPERTIES}
 ALL_PROPERTIES = tuple(_PROPERTIES)
@@ -139,7 +143,7 @@ def render_sku(state: TenantState, sku: Sku) -> dict[str, Any]:
             {
                 "servicePlanId": p.id,
                 "servicePlanName": p.name,
-                "provisioningStatus": "Success",
+                "provisioningStatus": state.tenant_plan_status(p),
                 "appliesTo": p.applies_to,
             }
             for p in sku.plans

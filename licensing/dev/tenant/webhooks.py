@@ -57,6 +57,7 @@ class Webhooks:
         self.delivery_timeout = delivery_timeout
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        state.notifier = self._notify_soon  # the tenant's own notifications (a deleted user) go out here
 
     # --- subscriptions ---------------------------------------------------------------------------
 
@@ -119,12 +120,15 @@ class Webhooks:
     async def notify_user_changed(self, user_id: str, change_type: str = "updated") -> list[Delivery]:
         """POST a change notification for one user to every live subscription asking for this change type.
 
-        ``user_id`` is an object id or UPN of an existing user (any id for ``deleted``). Entra reports a
-        user's creation as ``updated``: subscriptions on users cannot ask for ``created``.
+        ``user_id`` is an object id or UPN of an existing or soft-deleted user (any id for ``deleted``).
+        Entra reports a user's creation and soft deletion as ``updated``: subscriptions on users cannot
+        ask for ``created``.
         """
         if change_type not in CHANGE_TYPES:
             raise ValueError(f"change_type must be one of {', '.join(CHANGE_TYPES)}, not {change_type!r}")
-        user = self.state.find_user(user_id) if change_type == "deleted" else self.state.user(user_id)
+        user = self.state.find_user(user_id) or self.state.deleted_users.get(user_id.lower())
+        if user is None and change_type != "deleted":
+            user = self.state.user(user_id)  # Graph's 404
         object_id = user.id if user is not None else user_id.lower()
         refs = {object_id, user.user_principal_name.lower()} if user is not None else {object_id}
         targets = [s for s in self.live() if s.covers(refs, change_type)]
@@ -155,6 +159,15 @@ class Webhooks:
         task = asyncio.get_running_loop().create_task(self._notify_quietly(user_id, change_type))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _notify_soon(self, user_id: str, change_type: str) -> None:
+        """notify_in_background when an event loop runs (the emulator serving); otherwise nobody listens."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            log.debug("no running loop: %s of user %s not notified", change_type, user_id)
+            return
+        self.notify_in_background(user_id, change_type)
 
     async def drain(self) -> None:
         """Wait until every background notification has been delivered (or has failed)."""
