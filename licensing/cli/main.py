@@ -86,8 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--outcome", choices=OUTCOMES, help="only rows with this outcome")
     status.add_argument("--since", metavar="AGE", help="only rows updated within AGE, e.g. 7d, 12h, 30m")
     status.add_argument("--user", help="only this user (object id, or the identifier a request gave)")
-    requeue = sub.add_parser("requeue", parents=[fmt], help="send failed or blocked users back to license-requests")
-    requeue.add_argument("--outcome", choices=("failed", "blocked"), default="failed")
+    requeue = sub.add_parser(
+        "requeue", parents=[fmt], help="send failed, blocked or action-required users back to license-requests"
+    )
+    # action-required: once an admin has acted, a requeued user is checked again (and the row updated)
+    requeue.add_argument("--outcome", choices=("failed", "blocked", "action-required"), default="failed")
     requeue.add_argument("--since", metavar="AGE", help="only rows updated within AGE, e.g. 7d")
     requeue.add_argument("--user", help="only this user")
     policy = sub.add_parser("policy", help="the policy file").add_subparsers(dest="action", required=True)

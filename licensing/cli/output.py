@@ -30,8 +30,9 @@ _STYLE = {
     "assigned": "green",
     "blocked": "magenta",
     "rejected": "red",
+    "action-required": "bold yellow",
 }
-NUMERIC = {"enabled", "consumed", "free", "suspended", "count"}
+NUMERIC = {"enabled", "consumed", "free", "grace", "suspended", "count"}
 
 
 def console(*, stderr: bool = False) -> Console:

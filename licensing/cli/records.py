@@ -11,7 +11,7 @@ from pathlib import Path
 
 from licensing.adapters.graph.gateway import GraphGateway
 from licensing.adapters.storage.account import Storage, transient
-from licensing.cli import render
+from licensing.cli import render, sweep_render
 from licensing.cli.users_file import CommandLineError
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import UNIDENTIFIED, StatusRecord
@@ -74,7 +74,7 @@ async def sweep(args: argparse.Namespace, settings: Settings, graph: GraphGatewa
     services = Services(settings, graph, storage)
     try:
         await storage.ensure_created()
-        with render.sweep_progress(enabled=args.format == "table") as progress:
+        with sweep_render.sweep_progress(enabled=args.format == "table") as progress:
             result = await run_sweep(
                 services, mode="report" if args.dry_run else None, force_full=args.full, progress=progress
             )
@@ -85,5 +85,5 @@ async def sweep(args: argparse.Namespace, settings: Settings, graph: GraphGatewa
     if args.format == "csv":
         sys.stdout.write(result.csv)
     else:
-        render.sweep_summary(result.summary(), fmt=args.format)
+        sweep_render.sweep_summary(result.summary(), fmt=args.format)
     return 0 if result.read != "skipped" else EXIT_ERROR

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from licensing.cli.output import Cell, Format, console, emit, esc, print_json, styled
 from licensing.core.admin_plans import GraphRequest, RemovalPlan
@@ -22,14 +19,31 @@ from licensing.core.verification import LicenseVerdict
 def skus(catalog: Catalog, *, plans: bool, fmt: Format, low: int) -> None:
     """Seats per SKU (Get-MsolAccountSku), with a warning column when fewer than ``low`` seats are free."""
     data = [_sku_json(s, low, plans=plans) for s in catalog.skus]
-    # "low", not "warning": Graph's prepaidUnits.warning means seats in their grace period
-    columns = ["SKU", "skuId", "enabled", "consumed", "free", "suspended", "low", *(["plans"] if plans else [])]
+    # "low", not "warning": Graph's prepaidUnits.warning means seats in their grace period ("grace" here; they are
+    # still assignable, so free counts them)
+    columns = [
+        "SKU",
+        "skuId",
+        "enabled",
+        "consumed",
+        "free",
+        "grace",
+        "suspended",
+        "low",
+        *(["plans"] if plans else []),
+    ]
     rows = [_sku_row(s, low, plans=plans) for s in catalog.skus]
     emit(fmt, title=f"Subscribed SKUs (LOW: fewer than {low} free)", columns=columns, rows=rows, data=data)
 
 
 def _sku_json(s: Sku, low: int, *, plans: bool) -> dict[str, Any]:
-    seats = {"enabled": s.enabled, "consumed": s.consumed, "free": s.free, "suspended": s.suspended}
+    seats = {
+        "enabled": s.enabled,
+        "consumed": s.consumed,
+        "free": s.free,
+        "warning": s.warning,
+        "suspended": s.suspended,
+    }
     data = {"skuId": s.id, "skuPartNumber": s.part_number, **seats, "low": s.low(low)}
     if plans:
         data["servicePlans"] = [{"id": p.id, "name": p.name, "appliesTo": p.applies_to} for p in s.plans]
@@ -38,7 +52,8 @@ def _sku_json(s: Sku, low: int, *, plans: bool) -> dict[str, Any]:
 
 def _sku_row(s: Sku, low: int, *, plans: bool) -> list[Cell]:
     names = [" ".join(p.name for p in s.plans)] if plans else []
-    return [s.part_number, s.id, s.enabled, s.consumed, s.free, s.suspended, "LOW" if s.low(low) else "", *names]
+    low_mark = "LOW" if s.low(low) else ""
+    return [s.part_number, s.id, s.enabled, s.consumed, s.free, s.warning, s.suspended, low_mark, *names]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +159,7 @@ def _verification_json(r: UserVerification) -> dict[str, Any]:
 
 def _verdict_json(v: LicenseVerdict) -> dict[str, Any]:
     plans = [{"name": c.name, "status": c.status, "expected": c.expected} for c in v.checks]
-    return {"sku": v.part_number, "outcome": v.outcome, "reason": v.reason, "plans": plans}
+    return {"sku": v.part_number, "outcome": v.outcome, "reason": v.reason, "planSource": v.source, "plans": plans}
 
 
 def _unmanaged_json(o: ObservedLicense, *, via_group: bool) -> dict[str, Any]:
@@ -183,41 +198,6 @@ def verifications(results: Sequence[UserVerification], fmt: Format) -> None:
     if len(results) > 1:
         good = sum(r.as_expected for r in results)
         out.print(f"{good} of {len(results)} users as expected")
-
-
-@contextmanager
-def sweep_progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A live line on stderr: users scanned and users with drift (the total is unknown while paging)."""
-    err = console(stderr=True)
-    if not enabled or not err.is_terminal:
-        yield None
-        return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("sweeping")
-
-        def update(seen: int, drifted: int) -> None:
-            bar.update(task, description=f"users scanned {seen:,}  drift found {drifted:,}")
-
-        yield update
-
-
-def sweep_summary(summary: dict[str, Any], *, fmt: Format) -> None:
-    """The run's figures and drift by kind (--csv prints the drift rows instead; see the sweep command)."""
-    if fmt == "json":
-        print_json(summary)
-        return
-    if summary["read"] == "skipped":
-        console().print("[yellow]another sweep is running; this one did nothing[/]")
-        return
-    figures = [("users scanned", summary["usersSeen"]), ("users with drift", summary["usersDrifted"])]
-    figures += [(f"  {kind}", count) for kind, count in summary["drift"].items()]
-    figures += [("fixes queued", summary["fixesEnqueued"]), ("Graph requests", summary["graphRequests"])]
-    rows: list[list[Cell]] = [[label, f"{count:,}"] for label, count in figures]
-    title = esc(f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode)")
-    emit("table", title=title, columns=["", "count"], rows=rows)
-    if summary["report"]:
-        console().print(f"report: blob {esc(summary['report'])}")
 
 
 def statuses(rows: Sequence[StatusRecord], *, fmt: Format) -> None:

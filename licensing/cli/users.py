@@ -28,10 +28,13 @@ from licensing.core.admin_plans import (
 from licensing.core.errors import LicensingError, PolicyError, UsageLocationMissing
 from licensing.core.planning import AssignmentPlan, DesiredLicense, desired_licenses, plan_changes, resolve
 from licensing.core.policy import LicenseSpec
-from licensing.core.verification import ExpectedLicense, verify_license
+from licensing.core.verification import ExpectedLicense, group_failure_verdict, verify_license
 from licensing.settings import Settings
 
 EXIT_MISMATCH, EXIT_ERROR = 1, 3
+# An admin at a prompt can wait: assignLicense right after PATCH usageLocation may still answer "invalid usage
+# location" while the directory replicates (https://learn.microsoft.com/graph/api/user-assignlicense). About 15 s.
+LOCATION_LAG_WAITS = (1, 2, 4, 8)
 T = TypeVar("T")
 
 
@@ -77,6 +80,21 @@ def _expected(desired: DesiredLicense) -> ExpectedLicense:
     return ExpectedLicense(desired.sku_id, desired.part_number, desired.disabled_plan_ids)
 
 
+async def _assign(
+    graph: GraphGateway, user_id: str, adds: list[tuple[str, frozenset[str]]], *, location_just_set: bool
+) -> None:
+    """assignLicense; right after setting the usage location, wait out Graph's replication lag (a few seconds)."""
+    for wait in (*LOCATION_LAG_WAITS, None) if location_just_set else (None,):
+        try:
+            await graph.assign(user_id, adds, [])
+        except UsageLocationMissing:
+            if wait is None:
+                raise
+            await asyncio.sleep(wait)
+        else:
+            return
+
+
 def _failed(command: str, row: UserRow, exc: LicensingError) -> render.UserResult:
     problem(command, f"{row.user}: {exc.message}")
     return render.UserResult(row.user, "", "failed", (), exc.message)
@@ -95,7 +113,10 @@ async def assign(args: argparse.Namespace, settings: Settings, graph: GraphGatew
             want = keep_disabled(desired, user, catalog) if args.keep_disabled else desired
             location = row.usage_location or args.usage_location
             try:
-                plan = plan_changes(user, (want,), catalog, rule="command line", usage_location=location)
+                # An admin naming the SKU wants it held: a group in error gives it to nobody, so assign it directly.
+                plan = plan_changes(
+                    user, (want,), catalog, rule="command line", usage_location=location, direct_when_group_fails=True
+                )
             except UsageLocationMissing:
                 raise UsageLocationMissing(
                     f"{user.user_principal_name} has no usage location; pass --usage-location (e.g. US) or give "
@@ -107,9 +128,8 @@ async def assign(args: argparse.Namespace, settings: Settings, graph: GraphGatew
                 if plan.usage_location:
                     await graph.set_usage_location(user.id, plan.usage_location)
                 if plan.changes:
-                    await graph.assign(
-                        user.id, [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes], []
-                    )
+                    adds = [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes]
+                    await _assign(graph, user.id, adds, location_just_set=bool(plan.usage_location))
         except LicensingError as exc:
             return _failed("assign", row, exc)
         return render.assigned(user.user_principal_name, want, plan, requests, dry_run=args.dry_run)
@@ -167,7 +187,11 @@ async def verify(args: argparse.Namespace, settings: Settings, graph: GraphGatew
             problem("verify", f"{row.user}: {exc.message}")
             return render.UserVerification(row.user, "", (), (), error=exc.message)
         verdicts = tuple(
-            against_assignment(verify_license(_expected(d), observed.get(d.sku_id)), d, user, catalog)
+            group_failure_verdict(_expected(d), failure)
+            if not user.direct(d.sku_id) and (failure := user.group_failure(d.sku_id))
+            else against_assignment(
+                verify_license(_expected(d), observed.get(d.sku_id), user=user.user_principal_name), d, user, catalog
+            )
             for d in expected.values()
         )
         others = tuple(o for sku_id, o in observed.items() if sku_id not in expected)

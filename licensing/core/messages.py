@@ -39,6 +39,13 @@ class OnboardRequest(_Message):
     issued_at: AwareDatetime | None = Field(
         default=None, alias="issuedAt", description="when the producer decided it (HR: when the event arrived)"
     )
+    usage_location_waits: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        alias="usageLocationWaits",
+        description="set by the app: times this request waited for a usage location it set to replicate",
+    )
 
 
 class VerifyLicense(_Message):

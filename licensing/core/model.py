@@ -37,11 +37,16 @@ class Sku:
     consumed: int
     suspended: int = 0
     applies_to: str = "User"
+    warning: int = 0  # prepaidUnits.warning: seats of a subscription in its grace period, still assignable
 
     @property
     def free(self) -> int:
-        """Seats that can still be assigned."""
-        return max(self.enabled - self.consumed, 0)
+        """Seats that can still be assigned: enabled plus grace-period (warning) seats, less those consumed.
+
+        https://learn.microsoft.com/graph/api/resources/licenseunitsdetail: warning units are in a grace period
+        after the subscription expired and can still be assigned.
+        """
+        return max(self.enabled + self.warning - self.consumed, 0)
 
     def low(self, threshold: int) -> bool:
         """Fewer than ``threshold`` seats free (LICENSING_LOW_SEAT_THRESHOLD): the CLI, page and warning agree."""
@@ -70,13 +75,29 @@ class Catalog:
         return next((s for s in self.skus if s.id.lower() == wanted), None)
 
 
+# licenseAssignmentStates[].state values in which the assignment does not (fully) license the user.
+# https://learn.microsoft.com/graph/api/resources/licenseassignmentstate
+FAILED_ASSIGNMENT_STATES = frozenset({"error", "activewitherror"})
+
+
 @dataclass(frozen=True, slots=True)
 class HeldLicense:
-    """A license the user holds: direct when ``assigned_by_group`` is None."""
+    """A license assignment on the user: direct when ``assigned_by_group`` is None.
+
+    ``state``/``error`` are licenseAssignmentStates' (Active, ActiveWithError, Disabled, Error; CountViolation,
+    MutuallyExclusiveViolation, ...); assignedLicenses alone carries neither, so they default to a healthy one.
+    """
 
     sku_id: str
     disabled_plans: frozenset[str]
     assigned_by_group: str | None = None
+    state: str = "Active"
+    error: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Graph could not apply this assignment (state Error or ActiveWithError): it does not license the user."""
+        return self.state.casefold() in FAILED_ASSIGNMENT_STATES
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +119,16 @@ class UserFacts:
         )
 
     def via_group(self, sku_id: str) -> HeldLicense | None:
-        """A group-based assignment of this SKU, if any."""
+        """A working group-based assignment of this SKU, if any (one in error licenses nobody)."""
         return next(
-            (h for h in self.licenses if h.sku_id.lower() == sku_id.lower() and h.assigned_by_group),
+            (h for h in self.licenses if h.sku_id.lower() == sku_id.lower() and h.assigned_by_group and not h.failed),
+            None,
+        )
+
+    def group_failure(self, sku_id: str) -> HeldLicense | None:
+        """A group-based assignment of this SKU that Graph holds in error, if any."""
+        return next(
+            (h for h in self.licenses if h.sku_id.lower() == sku_id.lower() and h.assigned_by_group and h.failed),
             None,
         )
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from licensing.core.errors import PolicyError, SeatsExhausted, UsageLocationMissing
-from licensing.core.model import Catalog, UserFacts
+from licensing.core.model import Catalog, HeldLicense, UserFacts
 from licensing.core.policy import LicenseSpec, Policy, Rule
 
 
@@ -38,6 +38,14 @@ class Removal:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupFailure:
+    """A SKU the user should hold that only a group assignment in error provides (so nobody licenses the user)."""
+
+    desired: DesiredLicense
+    held: HeldLicense
+
+
+@dataclass(frozen=True, slots=True)
 class AssignmentPlan:
     """What onboarding will do for one user."""
 
@@ -47,6 +55,8 @@ class AssignmentPlan:
     usage_location: str | None
     held_by_group: tuple[DesiredLicense, ...] = ()
     removals: tuple[Removal, ...] = ()
+    group_failed: tuple[GroupFailure, ...] = ()  # left to an admin (the rule does not assign directly instead)
+    group_bypassed: tuple[GroupFailure, ...] = ()  # assigned directly instead (assignDirectlyWhenGroupFails)
 
     @property
     def no_op(self) -> bool:
@@ -55,8 +65,9 @@ class AssignmentPlan:
 
     @property
     def managed(self) -> tuple[DesiredLicense, ...]:
-        """The licenses this app assigns directly (not those a group already provides)."""
-        return tuple(d for d in self.desired if d not in self.held_by_group)
+        """The licenses this app assigns directly (not those a group provides, or should but is in error)."""
+        failed = {f.desired for f in self.group_failed}
+        return tuple(d for d in self.desired if d not in self.held_by_group and d not in failed)
 
 
 def resolve(spec: LicenseSpec, catalog: Catalog, *, rule: str) -> DesiredLicense:
@@ -120,7 +131,14 @@ def plan_assignment(
         raise PolicyError(f'no policy rule matches this user ({shown}); add a rule or an "all" rule')
     fallback = usage_location or rule.usage_location or policy.default_usage_location
     desired = desired_licenses(rule, policy, catalog)
-    plan = plan_changes(user, desired, catalog, rule=rule.name, usage_location=fallback)
+    plan = plan_changes(
+        user,
+        desired,
+        catalog,
+        rule=rule.name,
+        usage_location=fallback,
+        direct_when_group_fails=rule.assign_directly_when_group_fails,
+    )
     wanted = {d.sku_id for d in desired}
     # A mover: SKUs the policy hands out (so this app manages them) that the new rule no longer gives.
     removals = tuple(r for r in plan_removals(user, owned, catalog) if r.sku_id not in wanted)
@@ -155,15 +173,24 @@ def plan_changes(
     *,
     rule: str,
     usage_location: str | None,
+    direct_when_group_fails: bool = False,
 ) -> AssignmentPlan:
     """Compare desired licenses with the user's direct ones; ``usage_location`` is used only if the user has none.
 
-    Raises UsageLocationMissing and SeatsExhausted (all-or-nothing across ``desired``).
+    A SKU that only a group assignment in error would provide licenses nobody: it is left to an admin
+    (``group_failed``), or assigned directly when ``direct_when_group_fails`` (the rule's
+    assignDirectlyWhenGroupFails). Raises UsageLocationMissing and SeatsExhausted (all-or-nothing across ``desired``).
     """
     by_group = tuple(d for d in desired if user.direct(d.sku_id) is None and user.via_group(d.sku_id))
+    group_failed = tuple(
+        GroupFailure(d, failure)
+        for d in desired
+        if d not in by_group and user.direct(d.sku_id) is None and (failure := user.group_failure(d.sku_id))
+    )
+    left_to_admin = () if direct_when_group_fails else tuple(f.desired for f in group_failed)
     changes: list[LicenseChange] = []
     for want in desired:
-        if want in by_group:
+        if want in by_group or want in left_to_admin:
             continue  # group-based licensing owns it; a direct copy would only fight the group
         held = user.direct(want.sku_id)
         before = frozenset(p.lower() for p in held.disabled_plans) if held else None
@@ -184,7 +211,15 @@ def plan_changes(
             f"(SKUs of rule {rule!r} are assigned together or not at all)",
             part_numbers=tuple(short),
         )
-    return AssignmentPlan(rule, desired, tuple(changes), new_location, by_group)
+    return AssignmentPlan(
+        rule,
+        desired,
+        tuple(changes),
+        new_location,
+        by_group,
+        group_failed=() if direct_when_group_fails else group_failed,
+        group_bypassed=group_failed if direct_when_group_fails else (),
+    )
 
 
 def _free(catalog: Catalog, want: DesiredLicense) -> int:

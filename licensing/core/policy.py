@@ -28,12 +28,19 @@ class LicenseSpec(_Model):
 
 
 class Rule(_Model):
-    """First matching rule wins. ``match`` is "all" or attribute -> value(s), all of which must hold."""
+    """First matching rule wins. ``match`` is "all" or attribute -> value(s), all of which must hold.
+
+    ``assignDirectlyWhenGroupFails`` (default false): when a SKU of the rule reaches the user only through a group
+    whose assignment Graph holds in error (licenseAssignmentStates state Error/ActiveWithError, e.g.
+    CountViolation), assign it directly instead of recording it for an admin. Off by default: a direct copy
+    takes a seat of its own and stays after the group is fixed.
+    """
 
     name: str = Field(min_length=1)
     match: Literal["all"] | dict[str, str | list[str]]
     licenses: tuple[LicenseSpec, ...] = Field(min_length=1)
     usage_location: UsageLocation | None = Field(default=None, alias="usageLocation")
+    assign_directly_when_group_fails: bool = Field(default=False, alias="assignDirectlyWhenGroupFails", strict=True)
 
     @field_validator("match")
     @classmethod

@@ -74,6 +74,7 @@ def _seat(s: SeatLine) -> dict[str, Any]:
         "enabled": s.enabled,
         "consumed": s.consumed,
         "free": s.free,
+        "warning": s.warning,
         "suspended": s.suspended,
         "low": s.low,
     }

@@ -10,7 +10,8 @@ from licensing.core.planning import managed_sku_ids
 from licensing.core.records import StatusRecord
 from licensing.services.context import Services
 
-OWNING = frozenset({"assigned", "verified", "pending", "failed"})  # status rows of SKUs this app assigned
+# status rows of SKUs this app assigned (action-required: assigned, a plan waits for an admin)
+OWNING = frozenset({"assigned", "verified", "pending", "action-required", "failed"})
 
 
 @dataclass(frozen=True, slots=True)

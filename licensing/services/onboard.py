@@ -29,7 +29,16 @@ from licensing.core.records import LEAVER, StatusRecord
 from licensing.services.context import Services
 from licensing.services.facts import UserState, load_state
 from licensing.services.offboard import offboard
-from licensing.services.onboard_outcomes import blocked, clear_request_rows, compliant, rejected, user_missing
+from licensing.services.onboard_outcomes import (
+    blocked,
+    clear_request_rows,
+    compliant,
+    echo_of_own_write,
+    group_failures,
+    location_lag,
+    rejected,
+    user_missing,
+)
 from licensing.services.recording import Handled, about, backoff, note_failed_attempt, record, reject_unreadable
 from licensing.services.seats import release_blocked, warn_low_seats
 from licensing.services.verify import schedule_verification
@@ -66,6 +75,8 @@ async def _onboard(request: OnboardRequest, services: Services) -> Handled:
         # The file itself is broken: every request would fail alike, so let the queue redeliver (and in
         # the end poison, with this reason) rather than reject a whole day of joiners.
         raise TransientError(f"the policy file cannot be used: {exc.message}") from None
+    if request.source == "graph" and (echo := await echo_of_own_write(request, services)):
+        return echo  # our own assignLicense or PATCH, notified back as "updated": nothing to read or decide
     try:
         user = await services.graph.get_user(request.user)
     except UserNotFound as exc:
@@ -111,6 +122,7 @@ async def _assign(request: OnboardRequest, state: UserState, policy: Policy, ser
         return await blocked(request, user, services, exc)
     except (PolicyError, UsageLocationMissing) as exc:
         return await rejected(subject, services, exc.message)
+    await group_failures(subject, plan, services)
     if plan.no_op:
         return await compliant(request, state, plan, services, verify_again=_unverified(state.rows, plan))
     if plan.usage_location:
@@ -140,6 +152,10 @@ async def _apply(
     except SeatsExhausted as exc:  # the cached catalog was optimistic; Graph has the last word
         await services.graph.catalog(fresh=True)
         return await blocked(request, user, services, exc, tuple(c.desired.part_number for c in plan.changes))
+    except UsageLocationMissing as exc:
+        if plan.usage_location is None and not request.usage_location_waits:
+            raise  # not a location this request just set: permanent, as Graph says
+        return await location_lag(request, subject, services, exc)
     # The check goes out before the "assigned" row: that row then always has a check behind it, even if storage
     # fails right after (a redelivery treats "assigned" as a check under way). The row is dated before the send,
     # so a quick check's "verified" is never overwritten by it.

@@ -1,22 +1,107 @@
-"""The ways onboarding ends short of an assignment: blocked, rejected, user missing, already compliant."""
+"""The ways onboarding ends short of an assignment: blocked, rejected, user missing, already compliant, an echo of
+our own write, a usage location not replicated yet, a group license in error."""
 
 from __future__ import annotations
 
-from licensing.core.errors import SeatsExhausted, UserNotFound
+import logging
+from datetime import timedelta
+
+from licensing.core.errors import SeatsExhausted, UsageLocationMissing, UserNotFound
 from licensing.core.messages import OnboardRequest
 from licensing.core.model import UserFacts
 from licensing.core.outcomes import Decided, Noted, Subject
 from licensing.core.planning import AssignmentPlan
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
-from licensing.core.records import REQUEST_LEVEL
+from licensing.core.records import LEAVER, REQUEST_LEVEL
+from licensing.core.verification import group_failure_reason
 from licensing.services.context import Services
 from licensing.services.facts import UserState
 from licensing.services.recording import Handled, about, backoff, record, retry_payload
 from licensing.services.verify import schedule_verification
 
+log = logging.getLogger(__name__)
+# Graph notifies users subscribers of our own assignLicense and PATCH as "updated", usually within seconds to a few
+# minutes (https://learn.microsoft.com/graph/change-notifications-overview). A notification for a user whose latest
+# row this app wrote inside this window is taken for that echo. A real change inside the window (rare: someone edits
+# the user minutes after we licensed them) waits for the nightly sweep, which reads every user.
+ECHO_WINDOW = timedelta(minutes=10)
+_SETTLED_BY_US = frozenset({"assigned", "verified", "pending"})
+# Right after PATCH usageLocation, assignLicense can still answer "invalid usage location" while the directory
+# replicates: come back a few times, a few seconds apart (doubling), then give up with a reason naming the lag.
+LOCATION_LAG_SECONDS = 3
+LOCATION_LAG_ATTEMPTS = 4
+
+
+async def echo_of_own_write(request: OnboardRequest, services: Services) -> Handled | None:
+    """For a Graph notification: "skipped" when it is the echo of our own recent write (no Graph read), else None.
+
+    Notifications carry the object id, which is how status rows are keyed.
+    """
+    rows = [
+        r
+        async for r in services.storage.statuses(request.user)
+        if r.sku not in {REQUEST_LEVEL, LEAVER} and not r.sku.startswith("message-")
+    ]
+    if not rows:
+        return None
+    newest = max(rows, key=lambda r: r.updated_at)
+    if newest.outcome not in _SETTLED_BY_US or services.clock() - newest.updated_at >= ECHO_WINDOW:
+        return None
+    log.info("notification for %s is the echo of our own write (request %s)", request.user, request.request_id)
+    return Handled("skipped", "echo of our own write")
+
+
+async def user_gone(request: OnboardRequest, services: Services, exc: UserNotFound) -> Handled:
+    """A Graph notification for a user Graph no longer returns: a soft-deleted user (it arrives as "updated").
+
+    An audit event only: no retries (a notification names a user that existed) and no status row.
+    """
+    reason = (
+        f"user {request.user} no longer exists (deleted; its change notification arrives as updated): {exc.message}"
+    )
+    await record(services, Noted(about(request), "RequestRejected", reason))
+    return Handled("skipped", reason)
+
+
+async def location_lag(
+    request: OnboardRequest, subject: Subject, services: Services, exc: UsageLocationMissing
+) -> Handled:
+    """assignLicense refused the usage location this request chain just set: replication lag, so come back later."""
+    waits = request.usage_location_waits + 1
+    if waits > LOCATION_LAG_ATTEMPTS:
+        reason = (
+            f"{exc.message}; still refused {LOCATION_LAG_ATTEMPTS} times after the usage location was set "
+            "(directory replication lag longer than expected): requeue the user"
+        )
+        await record(services, Decided(subject, "failed", "AssignmentFailed", reason))
+        return Handled("failed", reason)
+    delay = backoff(LOCATION_LAG_SECONDS, waits)
+    reason = (
+        f"Graph does not see the usage location just set yet (replication lag); assigning again in {delay} s "
+        f"(wait {waits} of {LOCATION_LAG_ATTEMPTS})"
+    )
+    await record(services, Noted(subject, "RequestDeferred", reason))
+    payload = retry_payload(request, usageLocationWaits=waits)
+    await services.storage.send(LICENSE_REQUESTS_QUEUE, payload, delay_seconds=delay)
+    return Handled("deferred", reason)
+
+
+async def group_failures(subject: Subject, plan: AssignmentPlan, services: Services) -> None:
+    """Record each SKU only a group in error would give: action-required (or a note when assigned directly)."""
+    for failure in plan.group_failed:
+        part = failure.desired.part_number
+        reason = group_failure_reason(part, failure.held)
+        await record(services, Decided(subject, "action-required", "AdminActionRequired", reason, part, plan.rule))
+    for failure in plan.group_bypassed:
+        part = failure.desired.part_number
+        detail = f"{group_failure_reason(part, failure.held)}; assigned directly instead (assignDirectlyWhenGroupFails)"
+        await record(services, Noted(subject, "AdminActionRequired", detail, sku=part, rule=plan.rule))
+
 
 async def user_missing(request: OnboardRequest, services: Services, exc: UserNotFound) -> Handled:
-    """Retry a 404 a few times (new accounts replicate late), then reject."""
+    """Retry a 404 a few times (new accounts replicate late), then reject. From a Graph notification: gone."""
+    if request.source == "graph":
+        return await user_gone(request, services, exc)
     settings = services.settings
     subject = about(request)
     if request.attempt + 1 < settings.not_found_max_attempts:
@@ -68,10 +153,16 @@ async def compliant(
     cleared, and a check sent when no verification of the managed SKUs is done or under way."""
     user = state.user
     subject = about(request, user)
+    failed = {f.desired for f in plan.group_failed}
     for desired in plan.desired:
+        if desired in failed:
+            continue  # recorded action-required: the group that should give it is in error
         grouped = desired in plan.held_by_group
         detail = "held via a group; not managed here" if grouped else "already matches the policy"
         await record(services, Noted(subject, "AlreadyCompliant", detail, sku=desired.part_number, rule=plan.rule))
+        row = state.rows.get(desired.part_number)
+        if grouped and row is not None and row.outcome == "action-required":  # the group was fixed
+            await services.storage.delete_status(user.id, desired.part_number)
     await clear_request_rows(request, user, services)
     if verify_again and plan.managed:
         await schedule_verification(services, subject, plan, delay=0)

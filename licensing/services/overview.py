@@ -23,14 +23,15 @@ from licensing.core.model import Catalog
 from licensing.core.records import LEAVER, OUTCOMES, REQUEST_LEVEL, StatusRecord
 from licensing.services.context import Services
 
-FAILURE_OUTCOMES = frozenset({"failed", "blocked", "rejected"})
+# The rows that need someone: action-required waits for an admin as surely as a failure does.
+FAILURE_OUTCOMES = frozenset({"failed", "blocked", "rejected", "action-required"})
 OUTLINE = ("PartitionKey", "RowKey", "Outcome", "UpdatedAt")  # the status columns the counting reads
 RECENT_FAILURES = 20
 
 
 @dataclass(frozen=True, slots=True)
 class SeatLine:
-    """One subscribed SKU's seats; ``low`` when fewer than the low-seat threshold are free."""
+    """One subscribed SKU's seats; ``free`` counts grace-period (warning) seats; ``low`` below the threshold."""
 
     part_number: str
     sku_id: str
@@ -39,11 +40,12 @@ class SeatLine:
     suspended: int
     free: int
     low: bool
+    warning: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """A failed, blocked or rejected status row; ``sku`` is None for a request-level row (no SKU chosen yet)."""
+    """A failed, blocked, rejected or action-required status row; ``sku`` is None for a request-level row."""
 
     user_key: str
     user_principal_name: str
@@ -88,7 +90,7 @@ def is_request_level(sku: str) -> bool:
 def seat_lines(catalog: Catalog, threshold: int) -> tuple[SeatLine, ...]:
     """Seats per SKU, by part number. ``low`` uses the rule seats.warn_low_seats warns by: free < threshold."""
     return tuple(
-        SeatLine(s.part_number, s.id, s.enabled, s.consumed, s.suspended, s.free, s.low(threshold))
+        SeatLine(s.part_number, s.id, s.enabled, s.consumed, s.suspended, s.free, s.low(threshold), s.warning)
         for s in sorted(catalog.skus, key=lambda s: s.part_number.casefold())
     )
 
@@ -139,7 +141,7 @@ class Tally:
 
 
 def failure_of(row: StatusRecord) -> Failure:
-    """A failed, blocked or rejected row as the page lists it (``sku`` None for a request-level row)."""
+    """A row needing someone, as the page lists it (``sku`` None for a request-level row)."""
     sku = None if is_request_level(row.sku) else row.sku
     return Failure(row.user_key, row.user_principal_name, sku, row.outcome, row.reason, row.updated_at)
 

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 _KIND: dict[Outcome, EventKind] = {
     "verified": "AssignmentVerified",
     "pending": "AssignmentPending",
+    "action-required": "AdminActionRequired",
     "failed": "AssignmentFailed",
 }
 
@@ -76,11 +77,13 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
             verify_license(
                 ExpectedLicense(lic.sku_id.lower(), lic.part_number, frozenset(p.lower() for p in lic.disabled_plans)),
                 observed.get(lic.sku_id.lower()),
+                user=request.user_principal_name,
             )
             for lic in request.licenses
         ]
     now = services.clock()
     next_check = 0
+    # Only a settling plan (PendingInput) is checked again; action-required waits for an admin, who re-checks.
     if any(v.outcome == "pending" for v in verdicts) and now < request.deadline:
         settings = services.settings
         next_check = max(
@@ -100,8 +103,17 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
             else:
                 outcome = "failed"
                 reason = f"still pending at the deadline ({_age(services)}): {reason}"
-        disabled, statuses = lic.disabled_plan_names, verdict.plan_statuses()
-        decided = Decided(subject, outcome, _KIND[outcome], reason, lic.part_number, request.rule, disabled, statuses)
+        decided = Decided(
+            subject,
+            outcome,
+            _KIND[outcome],
+            reason,
+            lic.part_number,
+            request.rule,
+            lic.disabled_plan_names,
+            verdict.plan_statuses(),
+            plan_source=verdict.source,
+        )
         await record(services, decided)
         telemetry.verified(outcome=outcome, sku=lic.part_number)
     if next_check:  # sent after recording: a failed write redelivers this message rather than forking a chain
@@ -110,11 +122,11 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
     log.info("verified %s: %s (request %s)", request.user_id, summary, request.request_id)
     if any(v.outcome == "failed" for v in verdicts):
         return Handled("failed", summary)
-    return (
-        Handled("pending" if next_check else "verified", summary)
-        if any(v.outcome == "pending" for v in verdicts)
-        else Handled("verified", summary)
-    )
+    if any(v.outcome == "action-required" for v in verdicts):
+        return Handled("action-required", summary)
+    if any(v.outcome == "pending" for v in verdicts):
+        return Handled("pending" if next_check else "failed", summary)  # still pending at the deadline: failed
+    return Handled("verified", summary)
 
 
 def _age(services: Services) -> str:

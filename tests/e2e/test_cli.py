@@ -16,9 +16,13 @@ from licensing.cli.main import main
 from licensing.core.records import UNIDENTIFIED, StatusRecord
 from licensing.dev.azurite import Azurite, free_port
 from licensing.dev.tenant import EmulatedTenant
+from licensing.dev.tenant.strict import Strictness
 from licensing.settings import Settings
 from tests.conftest import REPO, wipe_storage
 from tests.helpers import ASSIGN, EMS, INTUNE_A, RMS_S_PREMIUM, hire
+
+EMSPREMIUM = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"
+GROUP = "2c9e4b71-6d3a-4f08-b5e1-9a7c3d2e1f60"
 
 
 def cli_env(tenant: EmulatedTenant) -> dict[str, str]:
@@ -259,3 +263,83 @@ async def test_status_and_requeue_send_failed_users_back(
     code, _, err = await cli("status", "--since", "soon")
     assert code == 2
     assert "use a number and d, h or m" in err
+
+
+async def test_verify_reports_an_admin_pending_plan_as_action_required_and_exits_one(
+    tenant: EmulatedTenant, cli: Cli
+) -> None:
+    """App-only, a service waiting for activation: action-required with the fix and the plan-state source, exit 1."""
+    tenant.state.strictness = Strictness()
+    user = hire(tenant, "waiting")
+    await cli("assign", user.user_principal_name, "--sku", "EMS", "--disable", "INTUNE_A")
+    tenant.state.require_activation("AAD_PREMIUM")
+    code, out, _ = await cli("verify", user.user_principal_name, "--json")
+    assert code == 1
+    [lic] = json.loads(out)[0]["licenses"]
+    assert (lic["outcome"], lic["planSource"]) == ("action-required", "assignedPlans+provisionedPlans")
+    fix = "an admin must activate the service in the Microsoft 365 admin center, then run `licensing verify"
+    assert f"{fix} {user.user_principal_name}`" in lic["reason"]
+    code, out, _ = await cli("verify", user.user_principal_name)
+    assert code == 1
+    assert "action-required" in out
+    assert "PendingActivation" in out
+
+
+async def test_verify_names_a_group_license_in_error(tenant: EmulatedTenant, cli: Cli) -> None:
+    """EMS only through a group in error: not "held via a group" but action-required with the error code, exit 1."""
+    tenant.state.strictness = Strictness()
+    user = hire(tenant, "badgroup")
+    tenant.state.add_group_license(user.id, "EMS", GROUP, state="Error", error="CountViolation")
+    code, out, _ = await cli("verify", user.user_principal_name, "--json")
+    assert code == 1
+    [lic] = json.loads(out)[0]["licenses"]
+    assert lic["outcome"] == "action-required"
+    assert lic["reason"].startswith(f"EMS via group {GROUP} is in error (CountViolation")
+
+
+async def test_skus_count_grace_period_seats_as_free(tenant: EmulatedTenant, cli: Cli) -> None:
+    """prepaidUnits.warning seats are shown (warning / grace) and counted in free, as Graph lets them be assigned."""
+    tenant.state.strictness = Strictness()
+    tenant.state.skus[EMSPREMIUM].warning = 3
+    code, out, _ = await cli("skus", "--json")
+    premium = {s["skuPartNumber"]: s for s in json.loads(out)}["EMSPREMIUM"]
+    assert (code, premium["warning"], premium["free"]) == (0, 3, 3)
+    assert premium["free"] == tenant.state.free_units(EMSPREMIUM)
+    _, out, _ = await cli("skus", "--csv")
+    assert "grace" in out.splitlines()[0].split(",")
+
+
+async def test_status_and_requeue_take_action_required_rows(
+    tenant: EmulatedTenant, cli: Cli, cli_storage: Storage
+) -> None:
+    """`status --outcome action-required` lists them; `requeue --outcome action-required` sends each user back."""
+    await cli_storage.put_status(StatusRecord("u-admin", "EMS", "u-admin", "action-required", "activate", "r", "hr"))
+    await cli_storage.put_status(StatusRecord("u-ok", "EMS", "u-ok", "verified", "fine", "r", "hr"))
+    code, out, _ = await cli("status", "--outcome", "action-required", "--json")
+    assert (code, [row["user"] for row in json.loads(out)]) == (0, ["u-admin"])
+    code, out, _ = await cli("requeue", "--outcome", "action-required", "--json")
+    assert (code, json.loads(out)["requeued"]) == (0, ["u-admin"])
+
+
+async def test_assign_gives_the_sku_directly_when_only_a_group_in_error_holds_it(
+    tenant: EmulatedTenant, cli: Cli
+) -> None:
+    """`assign` for a user whose EMS group is in error assigns EMS directly instead of saying "unchanged"."""
+    tenant.state.strictness = Strictness()
+    user = hire(tenant, "rescue")
+    tenant.state.add_group_license(user.id, "EMS", GROUP, state="Error", error="MutuallyExclusiveViolation")
+    code, out, _ = await cli("assign", user.user_principal_name, "--sku", "EMS", "--disable", "INTUNE_A", "--json")
+    assert code == 0
+    assert json.loads(out)["results"][0]["action"] == "assigned"
+    assert [(a.sku_id, a.assigned_by_group) for a in tenant.state.user(user.id).assignments] == [(EMS, None)]
+
+
+async def test_assign_waits_out_the_usage_location_replication_lag(tenant: EmulatedTenant, cli: Cli) -> None:
+    """`assign --usage-location` right after setting it: Graph's brief "invalid usage location" is waited out."""
+    tenant.state.strictness = Strictness()  # the location replicates 2 s after the PATCH
+    user = hire(tenant, "fresh", location=None)
+    code, out, err = await cli("assign", user.user_principal_name, "--sku", "EMS", "--usage-location", "US", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["results"][0]["action"] == "assigned"
+    assert tenant.state.requests[ASSIGN] > 1  # refused at least once while replicating
+    assert [a.sku_id for a in tenant.state.user(user.id).assignments] == [EMS]

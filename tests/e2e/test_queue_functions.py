@@ -41,7 +41,8 @@ async def test_onboard_assigns_ems_with_intune_disabled_and_schedules_verificati
 async def test_verify_records_every_plan_status_after_pending_settles(
     services: Services, tenant: EmulatedTenant
 ) -> None:
-    """Pending plans are re-checked via a delayed message until Success; the row then lists every plan."""
+    """Settling plans (PendingInput) are re-checked via a delayed message until Success; the row lists every plan."""
+    tenant.state.strictness.settling_status = "PendingInput"  # what Graph shows while the service has not confirmed
     tenant.state.provisioning_delay = 3600
     user = hire(tenant, "grace")
     await invoke("onboard", request(user.user_principal_name))
@@ -49,7 +50,7 @@ async def test_verify_records_every_plan_status_after_pending_settles(
     await invoke("verify", first)
     pending = (await statuses(services, user.id))["EMS"]
     assert pending.outcome == "pending"
-    assert pending.plan_statuses["AAD_PREMIUM"] == "PendingProvisioning"
+    assert pending.plan_statuses["AAD_PREMIUM"] == "PendingInput"
     assert pending.plan_statuses["INTUNE_A"] == "Disabled"
     [again] = await drain(services, LICENSE_VERIFY_QUEUE)
     assert again["attempt"] == 1
@@ -146,6 +147,7 @@ async def test_storage_failing_after_the_assigned_row_still_leaves_a_check_behin
 
 async def test_success_clears_an_earlier_request_level_failure(services: Services, tenant: EmulatedTenant) -> None:
     """A rejected row from an earlier attempt does not linger next to the verified license."""
+    tenant.state.strictness.usage_location_lag = 0  # replication lag has tests of its own (test_graph_as_documented)
     user = hire(tenant, "later", location=None)
     services.settings = replace(services.settings, set_usage_location=False)
     await invoke("onboard", request(user.user_principal_name))
@@ -159,6 +161,7 @@ async def test_usage_location_is_set_from_policy_default_before_assigning(
     services: Services, tenant: EmulatedTenant
 ) -> None:
     """A user without usageLocation gets the policy's default (US) first, then the license."""
+    tenant.state.strictness.usage_location_lag = 0  # replication lag has tests of its own (test_graph_as_documented)
     user = hire(tenant, "nolo", location=None)
     await invoke("onboard", request(user.user_principal_name))
     assert user.usage_location == "US"
@@ -316,6 +319,7 @@ async def test_plan_in_error_fails_verification_with_the_plan_named(services: Se
 
 async def test_pending_past_the_deadline_fails(services: Services, tenant: EmulatedTenant) -> None:
     """A plan still pending at the deadline is recorded failed instead of re-checked forever."""
+    tenant.state.strictness.settling_status = "PendingInput"
     tenant.state.provisioning_delay = 3600
     user = hire(tenant, "slow")
     await invoke("onboard", request(user.user_principal_name))

@@ -33,6 +33,7 @@ from licensing.dev.tenant import EmulatedTenant
 from licensing.services.context import Services
 from licensing.services.sweep import SweepResult, run_sweep
 from tests.conftest import wipe_storage
+from tests.helpers import EMS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -41,8 +42,9 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 HOSTILE_UPN = "<img src=x onerror=alert(1)>@contoso.onmicrosoft.com"
 HOSTILE_BODY = "<script>alert('status')</script>"
-FAILURES = ("failed", "blocked", "rejected")
-SEAT_FIELDS = ("enabled", "consumed", "free", "suspended")
+FAILURES = ("failed", "blocked", "rejected", "action-required")
+SEAT_FIELDS = ("enabled", "consumed", "free", "warning", "suspended")
+ADMIN_PENDING = "grace.thompson@contoso.onmicrosoft.com"  # one of her plans waits for an admin to activate it
 FAST = {  # no waiting: verify at once, give up on a missing user or a full SKU on the first attempt
     "LICENSING_VERIFY_DELAY_SECONDS": "0",
     "LICENSING_BLOCKED_MAX_ATTEMPTS": "1",
@@ -89,6 +91,8 @@ async def world(
     services = await composition.services()
     queue = services.storage.queue(LICENSE_REQUESTS_QUEUE)
     host = LocalHost(function_app.app, azurite.connection_string, retry_visibility=0, poll_interval=0.05)
+    tenant.state.force_status(ADMIN_PENDING, "AAD_PREMIUM", "PendingActivation")
+    tenant.state.skus[EMS].warning = 2  # grace-period seats: shown, and free (enabled + warning - consumed)
     try:
         hires = ["aisha.khan", "noah.williams", "grace.thompson", "victoria.hayes", "marcus.lee", "eleanor.vance"]
         for user in [f"{name}@contoso.onmicrosoft.com" for name in hires] + [HOSTILE_UPN]:
@@ -118,8 +122,8 @@ async def expected(world: World) -> dict[str, Any]:
     seats = {}
     for sku in state.skus.values():
         consumed = state.consumed_units(sku.id)
-        free = max(sku.enabled - consumed, 0)
-        seats[sku.part_number] = {"enabled": sku.enabled, "consumed": consumed, "free": free,
+        free = max(sku.enabled + sku.warning - consumed, 0)
+        seats[sku.part_number] = {"enabled": sku.enabled, "consumed": consumed, "free": free, "warning": sku.warning,
                                   "suspended": sku.suspended, "low": free < threshold}  # fmt: skip
     rows = [row async for row in services.storage.statuses()]
     outcomes = Counter(row.outcome for row in rows if row.sku != LEAVER)
@@ -206,7 +210,8 @@ async def test_status_page_in_chromium_shows_what_the_tables_hold(world: World, 
     """Seats, outcome counts (tombstone excluded), drift by kind and failures match storage; JSON and no-JS agree."""
     want = await expected(world)
     assert want["tombstones"] == 1  # the leaver's marker exists and must not be counted as "removed"
-    assert {"verified", "blocked", "rejected", "removed"} <= set(want["outcomes"])
+    assert {"verified", "blocked", "rejected", "removed", "action-required"} <= set(want["outcomes"])
+    assert want["seats"]["EMS"]["warning"] == 2
     assert want["seats"]["EMSPREMIUM"]["low"]
     assert not want["seats"]["EMS"]["low"]
     dialogs: list[str] = []

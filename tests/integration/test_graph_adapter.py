@@ -18,10 +18,12 @@ from licensing.core.errors import (
 )
 from licensing.dev.azurite import free_port
 from licensing.dev.tenant import EmulatedTenant
+from licensing.dev.tenant.strict import Strictness
 from licensing.settings import Settings
 from tests.helpers import EMS, INTUNE_A, RMS_S_PREMIUM, hire
 
 EMSPREMIUM = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"
+GROUP = "5f0c8d3e-1b2a-4c6d-9e8f-7a6b5c4d3e2f"
 
 
 @pytest.fixture
@@ -164,3 +166,82 @@ async def test_unreachable_graph_is_transient() -> None:
     with pytest.raises(TransientError, match="unreachable"):
         await gateway.catalog()
     await gateway.close()
+
+
+async def test_app_only_plan_states_join_assigned_and_provisioned_plans(
+    graph: GraphGateway, tenant: EmulatedTenant
+) -> None:
+    """licenseDetails refused (403, app-only): plans settle as PendingInput, then Success, never Success too early."""
+    tenant.state.strictness = Strictness()
+    tenant.state.provisioning_delay = 3600
+    user = hire(tenant, "apponly")
+    await graph.assign(user.id, [(EMS, {INTUNE_A})], [])
+    [settling] = await graph.plan_states(user.id)
+    statuses = {p.name: p.status for p in settling.plans}
+    assert settling.source == "assignedPlans+provisionedPlans"
+    assert statuses["INTUNE_A"] == "Disabled"
+    assert {s for name, s in statuses.items() if name != "INTUNE_A"} == {"PendingInput"}
+    tenant.state.provisioning_delay = 0
+    [settled] = await graph.plan_states(user.id)
+    expected = {name: "Disabled" if name == "INTUNE_A" else "Success" for name in statuses}
+    assert {p.name: p.status for p in settled.plans} == expected
+    assert tenant.state.requests["GET /users/{id}/licenseDetails"] == 2  # asked each time, refused each time
+
+
+async def test_plan_states_agree_whichever_source_answers(graph: GraphGateway, tenant: EmulatedTenant) -> None:
+    """With licenseDetails allowed the same statuses come from it, and the source says so (admin-pending included)."""
+    tenant.state.strictness = Strictness(license_details_app_only_refused=False)
+    user = hire(tenant, "either")
+    await graph.assign(user.id, [(EMS, {INTUNE_A})], [])
+    tenant.state.require_activation("AAD_PREMIUM")
+    [direct] = await graph.plan_states(user.id)
+    tenant.state.strictness.license_details_app_only_refused = True
+    [joined] = await graph.plan_states(user.id)
+    assert (direct.source, joined.source) == ("licenseDetails", "assignedPlans+provisionedPlans")
+    assert {p.name: p.status for p in joined.plans} == {p.name: p.status for p in direct.plans}
+    assert {p.name: p.status for p in joined.plans}["AAD_PREMIUM"] == "PendingActivation"
+
+
+async def test_dollar_upn_is_addressed_as_a_quoted_key_on_every_user_call(
+    graph: GraphGateway, tenant: EmulatedTenant
+) -> None:
+    """A UPN starting with $ is read, patched, assigned and checked through /users('...'), which Graph requires."""
+    tenant.state.strictness = Strictness(usage_location_lag=0)
+    upn = "$adm'in@contoso.onmicrosoft.com"
+    tenant.state.add_user(upn, "Admin", usage_location=None, department="Sales")
+    facts = await graph.get_user(upn)
+    assert facts.user_principal_name == upn
+    await graph.set_usage_location(upn, "DE")
+    await graph.assign(upn, [(EMS, {INTUNE_A})], [])
+    [observed] = await graph.plan_states(upn)
+    assert observed.part_number == "EMS"
+    held = tenant.state.user(upn)
+    assert (held.usage_location, [a.sku_id for a in held.assignments]) == ("DE", [EMS])
+
+
+async def test_group_license_in_error_is_read_with_its_state_and_error(
+    graph: GraphGateway, tenant: EmulatedTenant
+) -> None:
+    """licenseAssignmentStates' Error and error code reach the facts: the errored group does not count as holding."""
+    tenant.state.strictness = Strictness()
+    user = hire(tenant, "grouperr")
+    tenant.state.add_group_license(user.id, "EMS", GROUP, state="Error", error="CountViolation")
+    facts = await graph.get_user(user.id)
+    assert facts.via_group(EMS) is None
+    failure = facts.group_failure(EMS)
+    assert failure is not None
+    assert (failure.state, failure.error) == ("Error", "CountViolation")
+
+
+async def test_grace_period_seats_are_counted_free_like_the_tenant_counts_them(
+    graph: GraphGateway, tenant: EmulatedTenant
+) -> None:
+    """prepaidUnits.warning seats are assignable: the catalog's free is the tenant's enabled + warning - consumed."""
+    tenant.state.strictness = Strictness()
+    tenant.state.skus[EMSPREMIUM].warning = 3
+    premium = (await graph.catalog(fresh=True)).by_part_number("EMSPREMIUM")
+    assert premium is not None
+    assert (premium.warning, premium.free) == (3, tenant.state.free_units(EMSPREMIUM))
+    assert premium.free == 3
+    user = hire(tenant, "graced")
+    await graph.assign(user.id, [(EMSPREMIUM, set())], [])  # Graph takes a grace-period seat

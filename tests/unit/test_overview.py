@@ -1,9 +1,11 @@
 """Pure status-page snapshot rules: what counts, which failures show, seats and the sweep summary."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from licensing.core.drift import DRIFT_KINDS
+from licensing.core.model import Catalog
 from licensing.core.records import LEAVER, OUTCOMES, REQUEST_LEVEL, Outcome, StatusRecord
 from licensing.services.overview import Tally, seat_lines, sweep_overview
 from tests.unit.catalog import catalog
@@ -85,3 +87,21 @@ def test_sweep_summary_lists_every_kind_and_keeps_unknown_ones() -> None:
 def test_no_sweep_run_means_no_summary() -> None:
     """Before the first sweep there is nothing to show."""
     assert sweep_overview(None) is None
+
+
+def test_action_required_rows_are_counted_and_listed_with_the_failures() -> None:
+    """An admin-pending row needs someone like a failure does: counted under its own outcome and shown in the list."""
+    tally = Tally()
+    tally.add(row("a", "EMS", "action-required", reason="AAD_PREMIUM is PendingActivation: an admin must activate"))
+    tally.add(row("b", "EMS", "verified"))
+    assert dict(tally.outcomes())["action-required"] == 1
+    [failure] = tally.failures()
+    assert (failure.user_key, failure.outcome) == ("a", "action-required")
+
+
+def test_grace_period_seats_show_and_count_as_free() -> None:
+    """prepaidUnits.warning seats appear on the seat line and are part of its free count (and of low)."""
+    full = catalog(ems_free=0)
+    graced = Catalog(tuple(replace(s, warning=6) if s.part_number == "EMS" else s for s in full.skus))
+    ems = {s.part_number: s for s in seat_lines(graced, threshold=5)}["EMS"]
+    assert (ems.warning, ems.free, ems.low) == (6, 6, False)

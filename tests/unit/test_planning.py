@@ -1,9 +1,11 @@
 """Pure planning: policy + user + catalog -> what to assign."""
 
+from dataclasses import replace
+
 import pytest
 
 from licensing.core.errors import PolicyError, SeatsExhausted, UsageLocationMissing
-from licensing.core.model import HeldLicense, UserFacts
+from licensing.core.model import Catalog, HeldLicense, UserFacts
 from licensing.core.planning import plan_assignment, plan_removals
 from licensing.core.policy import Policy, parse_policy
 from tests.unit.catalog import EMS, EMSPREMIUM, INTUNE_A, INTUNE_A_D, INTUNE_EDU, RMS_S_PREMIUM, catalog
@@ -168,3 +170,46 @@ def test_mover_keeps_a_sku_it_did_not_assign() -> None:
     """A hand-assigned EMS is not the app's to take away."""
     plan = plan_assignment(user(HeldLicense(EMS, frozenset()), department="Teachers"), policy(), catalog())
     assert plan.removals == ()
+
+
+@pytest.mark.parametrize("state", ["Error", "ActiveWithError"])
+def test_group_assignment_in_error_is_not_held_via_the_group(state: str) -> None:
+    """A group license in error licenses nobody: not "held via a group", left to an admin, not assigned or verified."""
+    failed = HeldLicense(EMS, frozenset(), assigned_by_group="g1", state=state, error="CountViolation")
+    plan = plan_assignment(user(failed), policy(), catalog())
+    assert plan.held_by_group == ()
+    assert [(f.desired.part_number, f.held.error) for f in plan.group_failed] == [("EMS", "CountViolation")]
+    assert plan.changes == ()
+    assert plan.managed == ()
+
+
+def test_rule_can_assign_directly_when_its_group_fails() -> None:
+    """assignDirectlyWhenGroupFails: the SKU is assigned directly, and the group failure is still reported."""
+    failed = HeldLicense(EMS, frozenset(), assigned_by_group="g1", state="Error", error="Other")
+    direct = policy()
+    rules = [r.model_copy(update={"assign_directly_when_group_fails": True}) for r in direct.rules]
+    plan = plan_assignment(user(failed), direct.model_copy(update={"rules": tuple(rules)}), catalog())
+    [change] = plan.changes
+    assert (change.desired.part_number, change.before) == ("EMS", None)
+    assert plan.group_failed == ()
+    assert [f.desired.part_number for f in plan.group_bypassed] == ["EMS"]
+    assert [d.part_number for d in plan.managed] == ["EMS"]
+
+
+def test_working_group_next_to_a_failed_one_still_holds_the_sku() -> None:
+    """One group in error, another working: the working group holds it; nothing to report."""
+    failed = HeldLicense(EMS, frozenset(), assigned_by_group="g1", state="Error", error="CountViolation")
+    plan = plan_assignment(user(failed, HeldLicense(EMS, frozenset(), assigned_by_group="g2")), policy(), catalog())
+    assert [d.part_number for d in plan.held_by_group] == ["EMS"]
+    assert plan.group_failed == ()
+
+
+def test_grace_period_seats_are_free_seats() -> None:
+    """prepaidUnits.warning seats can still be assigned: a SKU with none enabled left but some in grace is not full."""
+    full = catalog(ems_free=0)
+    graced = Catalog(tuple(replace(s, warning=3) if s.id == EMS else s for s in full.skus))
+    assert graced.by_id(EMS).free == 3  # type: ignore[union-attr]
+    [change] = plan_assignment(user(), policy(), graced).changes
+    assert change.desired.part_number == "EMS"
+    with pytest.raises(SeatsExhausted):
+        plan_assignment(user(), policy(), full)

@@ -91,3 +91,13 @@ def test_companions_accept_plain_part_numbers() -> None:
     }
     policy = parse_policy(json.loads(json.dumps(data)))
     assert [s.sku for s in policy.companions_of("intune_edu")] == ["INTUNE_A_D", "X"]
+
+
+def test_assign_directly_when_group_fails_is_an_optional_strict_boolean() -> None:
+    """Off unless a rule says so; anything but true/false is refused with the field named."""
+    base = {"name": "r", "match": "all", "licenses": [{"sku": "EMS"}]}
+    assert parse_policy({"rules": [base]}).rules[0].assign_directly_when_group_fails is False
+    on = parse_policy({"rules": [{**base, "assignDirectlyWhenGroupFails": True}]})
+    assert on.rules[0].assign_directly_when_group_fails is True
+    with pytest.raises(PolicyError, match=r"rules\.0\.assignDirectlyWhenGroupFails: Input should be a valid boolean"):
+        parse_policy({"rules": [{**base, "assignDirectlyWhenGroupFails": "yes"}]})

@@ -1,47 +1,88 @@
-"""Plan states from a user's assignedPlans + licenseAssignmentStates, for when licenseDetails is refused."""
+"""Plan states for app-only callers: assignedPlans joined with provisionedPlans, since licenseDetails is refused.
+
+https://learn.microsoft.com/graph/api/user-list-licensedetails lists application permissions as "Not supported",
+so a managed identity reads ``GET /users/{id}?$select=assignedLicenses,assignedPlans,provisionedPlans,
+licenseAssignmentStates`` instead. assignedPlans says per plan whether the directory enabled it (capabilityStatus);
+provisionedPlans says per *service* (workload: exchange, SCO, RMSOnline, ...) whether it is provisioned
+(https://learn.microsoft.com/graph/api/resources/provisionedplan). Pure: plain JSON in, plain data out.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from licensing.core.model import Catalog, ObservedLicense, PlanState
+from licensing.core.model import Catalog, ObservedLicense, PlanSource, PlanState
 
-# assignedPlans.capabilityStatus -> the closest licenseDetails provisioningStatus
-_CAPABILITY = {
-    "enabled": "Success",
-    "warning": "Success",  # subscription in its grace period: the plan still works
-    "suspended": "Error",
-    "lockedout": "Error",
-    "deleted": "Disabled",
-}
+SOURCE: PlanSource = "assignedPlans+provisionedPlans"
+# Enabled in the directory but no provisionedPlans entry for its service yet: the workload has not reported, so the
+# plan is still settling. Never Success: only the service can say it is provisioned.
+UNREPORTED = "PendingInput"
+# assignedPlans.capabilityStatus when the plan is not simply Enabled (https://learn.microsoft.com/graph/api/resources/
+# assignedplan): Warning is a subscription in its grace period (the plan still works, provisioning decides).
+_NOT_ENABLED = {"suspended": "Error", "lockedout": "Error", "deleted": "Disabled"}
 
 
-def plans_from_user(user: Any, catalog: Catalog) -> tuple[ObservedLicense, ...]:  # noqa: ANN401  # msgraph User
-    """Rebuild per-plan status: disabled plans from assignedLicenses, the rest from assignedPlans.
-
-    A plan not yet listed in assignedPlans is still being provisioned; a license whose assignment
-    state is Error has every enabled plan in Error.
-    """
-    capability = {
-        str(p.service_plan_id).lower(): _CAPABILITY.get((p.capability_status or "").lower(), "PendingInput")
-        for p in user.assigned_plans or []
+def _services(user_json: Mapping[str, Any]) -> dict[str, str]:
+    """provisionedPlans as service (case-folded) -> provisioningStatus."""
+    return {
+        str(p.get("service") or "").casefold(): str(p.get("provisioningStatus") or UNREPORTED)
+        for p in user_json.get("provisionedPlans") or []
+        if isinstance(p, Mapping)
     }
+
+
+def _assigned(user_json: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """assignedPlans as servicePlanId -> (service, capabilityStatus); an Enabled entry wins over another SKU's."""
+    plans: dict[str, tuple[str, str]] = {}
+    for p in user_json.get("assignedPlans") or []:
+        if not isinstance(p, Mapping):
+            continue
+        plan_id = str(p.get("servicePlanId") or "").lower()
+        entry = (str(p.get("service") or ""), str(p.get("capabilityStatus") or ""))
+        if plan_id not in plans or entry[1].casefold() in {"enabled", "warning"}:
+            plans[plan_id] = entry
+    return plans
+
+
+def plan_status(plan_id: str, assigned: Mapping[str, tuple[str, str]], services: Mapping[str, str]) -> str:
+    """One enabled plan's status: its capability, then its service's provisioning status."""
+    entry = assigned.get(plan_id)
+    if entry is None:  # not listed yet: the directory is still applying the assignment
+        return UNREPORTED
+    service, capability = entry
+    if capability.casefold() in _NOT_ENABLED:
+        return _NOT_ENABLED[capability.casefold()]
+    return services.get(service.casefold(), UNREPORTED)
+
+
+def observed_from_user_json(user_json: Mapping[str, Any], catalog: Catalog) -> tuple[ObservedLicense, ...]:
+    """Every assigned SKU's plans with a provisioning status, from one user's JSON (as selected above).
+
+    A plan in the SKU's disabledPlans is Disabled; a SKU whose direct assignment is in state Error has every
+    enabled plan in Error; any other plan takes its capability joined with its service's provisioningStatus.
+    """
+    assigned, services = _assigned(user_json), _services(user_json)
     errored = {
-        str(s.sku_id).lower() for s in user.license_assignment_states or [] if (s.state or "").lower() == "error"
+        str(s.get("skuId") or "").lower()
+        for s in user_json.get("licenseAssignmentStates") or []
+        if isinstance(s, Mapping) and not s.get("assignedByGroup") and str(s.get("state") or "").casefold() == "error"
     }
     observed = []
-    for held in user.assigned_licenses or []:
-        sku_id = str(held.sku_id).lower()
+    for held in user_json.get("assignedLicenses") or []:
+        if not isinstance(held, Mapping):
+            continue
+        sku_id = str(held.get("skuId") or "").lower()
         sku = catalog.by_id(sku_id)
-        disabled = {str(p).lower() for p in held.disabled_plans or []}
+        disabled = {str(p).lower() for p in held.get("disabledPlans") or []}
         plans = []
         for plan in sku.plans if sku else ():
-            if plan.id in disabled:
+            if plan.id.lower() in disabled:
                 status = "Disabled"
             elif sku_id in errored:
                 status = "Error"
             else:
-                status = capability.get(plan.id, "PendingProvisioning")
-            plans.append(PlanState(plan.id, plan.name, status))
-        observed.append(ObservedLicense(sku_id, sku.part_number if sku else sku_id, tuple(plans)))
+                status = plan_status(plan.id.lower(), assigned, services)
+            plans.append(PlanState(plan.id.lower(), plan.name, status))
+        observed.append(ObservedLicense(sku_id, sku.part_number if sku else sku_id, tuple(plans), source=SOURCE))
     return tuple(observed)

@@ -13,6 +13,7 @@ import httpx
 from azure.core.exceptions import ClientAuthenticationError
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.request_information import RequestInformation
 from msgraph import GraphServiceClient
 from msgraph.generated.models.assigned_license import AssignedLicense
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
@@ -26,8 +27,8 @@ from msgraph.generated.users.item.license_details.license_details_request_builde
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
 from licensing.adapters.graph.client import Closable, build_client
-from licensing.adapters.graph.fallback import plans_from_user
-from licensing.adapters.graph.reads import observed_from_json, sku_from_json, user_from_json
+from licensing.adapters.graph.fallback import observed_from_user_json
+from licensing.adapters.graph.reads import observed_from_json, odata_key, sku_from_json, user_from_json
 from licensing.adapters.graph.telemetry import graph_call
 from licensing.adapters.telemetry import catalog_read
 from licensing.core.errors import (
@@ -59,7 +60,9 @@ USER_SELECT = [  # what reads.user_from_json parses; the sweep selects the same 
     "licenseAssignmentStates",
 ]
 RAW_ERRORS: dict[str, Any] = {"XXX": ODataError}  # every error status deserialises as ODataError
-FALLBACK_SELECT = ["id", "assignedLicenses", "assignedPlans", "licenseAssignmentStates"]
+# App-only plan states (licenseDetails does not support application permissions): fallback.observed_from_user_json
+FALLBACK_SELECT = ["id", "assignedLicenses", "assignedPlans", "provisionedPlans", "licenseAssignmentStates"]
+_SLOT = "user-slot-0f3a"  # stands in for a `$` UPN while the SDK builds the URL; replaced by its ('...') key
 
 
 class GraphPort(Protocol):
@@ -124,13 +127,27 @@ class GraphGateway:
         config = RequestConfiguration(
             query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_SELECT)
         )
-        info = self._client.users.by_user_id(user).to_get_request_information(config)
-        found = await self._raw(f"read user {user}", info)
+        info = self._user(user).to_get_request_information(config)
+        found = await self._raw(f"read user {user}", self._at(user, info))
         if not found.get("id"):
             raise UserNotFound(f"user {user} was not returned by Graph")
         return user_from_json(found)
 
-    async def _raw(self, what: str, info: Any) -> dict[str, Any]:  # noqa: ANN401  # kiota RequestInformation
+    def _user(self, user: str) -> UserItemRequestBuilder:
+        """The SDK's builder for one user (a `$` UPN gets a placeholder that ``_at`` swaps for its key)."""
+        return self._client.users.by_user_id(_SLOT if user.startswith("$") else user)
+
+    def _at(self, user: str, info: RequestInformation) -> RequestInformation:
+        """Address a user whose UPN starts with `$` as /users('$x@contoso.com'), on every user call.
+
+        https://learn.microsoft.com/graph/api/user-get (note on `$` UPNs).
+        """
+        if user.startswith("$"):
+            info.path_parameters["baseurl"] = self._client.request_adapter.base_url
+            info.url = info.url.replace(f"/users/{_SLOT}", f"/users{odata_key(user)}", 1)
+        return info
+
+    async def _raw(self, what: str, info: RequestInformation) -> dict[str, Any]:
         """Send through the SDK's request adapter (auth, retry, errors) and parse the body with json."""
         raw = await call(what, self._client.request_adapter.send_primitive_async(info, "bytes", RAW_ERRORS))
         data: dict[str, Any] = json.loads(raw) if raw else {}
@@ -138,8 +155,8 @@ class GraphGateway:
 
     async def set_usage_location(self, user_id: str, location: str) -> None:
         """PATCH the user's usageLocation (needs User.ReadWrite.All)."""
-        body = User(usage_location=location)
-        await call(f"set usageLocation of {user_id}", self._client.users.by_user_id(user_id).patch(body))
+        info = self._user(user_id).to_patch_request_information(User(usage_location=location))
+        await self._raw(f"set usageLocation of {user_id}", self._at(user_id, info))
 
     async def assign(self, user_id: str, add: Sequence[tuple[str, Iterable[str]]], remove: Sequence[str]) -> None:
         """POST assignLicense with the full desired disabled set per SKU (Graph replaces, never merges)."""
@@ -150,27 +167,30 @@ class GraphGateway:
             ],
             remove_licenses=[uuid.UUID(s) for s in remove],  # Graph requires the key even when empty
         )
-        await call(f"assign licenses to {user_id}", self._client.users.by_user_id(user_id).assign_license.post(body))
+        info = self._user(user_id).assign_license.to_post_request_information(body)
+        await self._raw(f"assign licenses to {user_id}", self._at(user_id, info))
 
     async def plan_states(self, user_id: str) -> tuple[ObservedLicense, ...]:
-        """Every SKU's plans with provisioningStatus; falls back to assignedPlans when licenseDetails is 403."""
+        """Every SKU's plans with provisioningStatus (ObservedLicense.source says from where).
+
+        licenseDetails first (it works for delegated callers); when refused (403, as it is for application
+        permissions) the user's assignedPlans joined with provisionedPlans (adapters.graph.fallback).
+        """
         select = LicenseDetailsRequestBuilder.LicenseDetailsRequestBuilderGetQueryParameters(
             select=["skuId", "skuPartNumber", "servicePlans"]
         )
-        info = self._client.users.by_user_id(user_id).license_details.to_get_request_information(
-            RequestConfiguration(query_parameters=select)
-        )
+        config = RequestConfiguration(query_parameters=select)
+        info = self._user(user_id).license_details.to_get_request_information(config)
         try:
-            details = await self._raw(f"read licenseDetails of {user_id}", info)
+            details = await self._raw(f"read licenseDetails of {user_id}", self._at(user_id, info))
         except AccessDenied:
-            log.info("licenseDetails refused for %s; reading assignedPlans instead", user_id)
-            config = RequestConfiguration(
-                query_parameters=UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=FALLBACK_SELECT)
-            )
-            user = await call(f"read plans of {user_id}", self._client.users.by_user_id(user_id).get(config))
-            if user is None:
+            log.info("licenseDetails refused for %s; reading assignedPlans and provisionedPlans instead", user_id)
+            query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=FALLBACK_SELECT)
+            info = self._user(user_id).to_get_request_information(RequestConfiguration(query_parameters=query))
+            user = await self._raw(f"read plans of {user_id}", self._at(user_id, info))
+            if not user.get("id"):
                 raise UserNotFound(f"user {user_id} was not returned by Graph") from None
-            return plans_from_user(user, await self.catalog())
+            return observed_from_user_json(user, await self.catalog())
         return observed_from_json(details)
 
 

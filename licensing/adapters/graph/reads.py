@@ -5,8 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from licensing.core.model import HeldLicense, ObservedLicense, PlanState, ServicePlan, Sku, UserFacts
+
+
+def odata_key(user: str) -> str:
+    """``('$adm@contoso.com')``: a user reference as an OData string key, ``'`` doubled, then URL-escaped.
+
+    https://learn.microsoft.com/graph/api/user-get: a UPN starting with ``$`` must be addressed as
+    ``/users('$x@contoso.com')``; ``/users/$x@contoso.com`` is read as a system query option and refused.
+    """
+    literal = "'" + user.replace("'", "''") + "'"
+    return "(" + quote(literal, safe="$@'!~-._") + ")"
 
 
 def observed_from_json(body: Mapping[str, Any]) -> tuple[ObservedLicense, ...]:
@@ -46,6 +57,7 @@ def sku_from_json(data: Mapping[str, Any]) -> Sku:
         consumed=int(data.get("consumedUnits") or 0),
         suspended=int(prepaid.get("suspended") or 0),
         applies_to=str(data.get("appliesTo") or "User"),
+        warning=int(prepaid.get("warning") or 0),
     )
 
 
@@ -63,6 +75,9 @@ def user_from_json(data: Mapping[str, Any]) -> UserFacts:
                 str(s.get("skuId", "")).lower(),
                 frozenset(str(p).lower() for p in s.get("disabledPlans") or []),
                 str(s["assignedByGroup"]) if s.get("assignedByGroup") else None,
+                state=str(s.get("state") or "Active"),
+                # Graph writes "None" (a string) when there is no error
+                error=str(s["error"]) if s.get("error") and s.get("error") != "None" else None,
             )
             for s in states
         )
