@@ -31,6 +31,9 @@ param grantGraphPermissions bool = false
 @description('LICENSING_SET_USAGE_LOCATION. true lets the app PATCH a missing usageLocation, which needs User.ReadWrite.All; false keeps the identity to read-only on users.')
 param setUsageLocation bool = true
 
+@description('LICENSING_DEVICE_LIMIT_CHECK. true makes the sweep\'s full reads count Intune managed devices per user (report-only device-limit drift: over 15 per Intune license), which needs DeviceManagementManagedDevices.Read.All.')
+param deviceLimitCheck bool = false
+
 @description('SWEEP_SCHEDULE: six-field NCRONTAB, UTC.')
 param sweepSchedule string = '0 0 2 * * *'
 
@@ -217,6 +220,7 @@ module api './app/api.bicep' = {
     identityClientId: identity.outputs.clientId
     maximumInstanceCount: maximumInstanceCount
     setUsageLocation: setUsageLocation
+    deviceLimitCheck: deviceLimitCheck
     sweepSchedule: sweepSchedule
     sweepMode: sweepMode
     hrTimezone: hrTimezone
@@ -234,6 +238,7 @@ module graphPermissions './app/graph-permissions.bicep' = if (grantGraphPermissi
   params: {
     principalId: identity.outputs.principalId
     setUsageLocation: setUsageLocation
+    deviceLimitCheck: deviceLimitCheck
   }
 }
 

@@ -43,11 +43,17 @@ TUNABLES: dict[str, str] = {
     "write_budget": "LICENSING_WRITE_BUDGET",
     "write_window_seconds": "LICENSING_WRITE_WINDOW_SECONDS",
     "low_seat_threshold": "LICENSING_LOW_SEAT_THRESHOLD",
+    "device_limit_check": "LICENSING_DEVICE_LIMIT_CHECK",
 }
 SECRET_SETTINGS = ("HR_WEBHOOK_SECRET", "HR_WEBHOOK_SECRET_PREVIOUS", "GRAPH_NOTIFICATION_CLIENT_STATE")
-# Upper bounds the platform imposes (the SDK refuses retry delays over 180 s; a queue delay over 7 days).
+# The longest wait before one in-process retry of a Graph read (adapters/graph/client.py: a longer Retry-After fails
+# the call as transient and the queue redelivers). The SDK adds up to 2 s of backoff and jitter to its base delay.
+GRAPH_RETRY_WAIT_CAP = 10.0
+# Upper bounds: the retry base delay within the cap; the attempt timeout so one read's worst case (client.py) stays
+# below the per-user lease; a queue delay over 7 days is refused by the platform.
 LIMITS: dict[str, float] = {
-    "LICENSING_GRAPH_RETRY_DELAY_SECONDS": 180,
+    "LICENSING_GRAPH_RETRY_DELAY_SECONDS": GRAPH_RETRY_WAIT_CAP - 2,
+    "LICENSING_GRAPH_TIMEOUT_SECONDS": 60,
     "LICENSING_VERIFY_DELAY_SECONDS": 7 * 86400 - 60,
     "LICENSING_VERIFY_MAX_BACKOFF_SECONDS": 7 * 86400 - 60,
     "LICENSING_BLOCKED_RETRY_SECONDS": 7 * 86400 - 60,
@@ -120,6 +126,8 @@ class Settings:
     write_budget: int = 3000
     write_window_seconds: int = 150
     low_seat_threshold: int = 5
+    # The sweep's full reads count Intune managed devices per user (needs DeviceManagementManagedDevices.Read.All).
+    device_limit_check: bool = False
     appinsights_connection_string: str | None = field(default=None, repr=False)
 
     @classmethod

@@ -3,15 +3,20 @@
 #   LicenseAssignment.ReadWrite.All  assignLicense, subscribedSkus
 #   User.Read.All                    read users and licenseDetails, users delta, the users change subscription
 #   User.ReadWrite.All               only when LICENSING_SET_USAGE_LOCATION=true (PATCH a missing usageLocation)
+#   DeviceManagementManagedDevices.Read.All
+#                                    only when LICENSING_DEVICE_LIMIT_CHECK=true (the sweep counts Intune devices)
 # The same list as infra/app/graph-permissions.bicep (tests/infra checks that they agree).
 #
 # Who runs it: a Privileged Role Administrator (or Global Administrator) of the Entra tenant, after `az login`.
 # An application permission on Microsoft Graph is tenant-wide admin consent; Azure roles such as Owner do not
 # allow it, so whoever ran `azd up` usually cannot, and this script is how an admin grants it separately.
 #
-# Usage: scripts/grant-graph-permissions.sh [--principal-id ID] [--usage-location true|false] [--prune] [--dry-run]
+# Usage: scripts/grant-graph-permissions.sh [--principal-id ID] [--usage-location true|false]
+#                                           [--device-limit true|false] [--prune] [--dry-run]
 #   --principal-id    object id of the identity (default: API_IDENTITY_PRINCIPAL_ID from the current azd environment)
 #   --usage-location  whether the app sets usage locations (default: LICENSING_SET_USAGE_LOCATION from azd, else true)
+#   --device-limit    whether the sweep checks Intune device counts (default: LICENSING_DEVICE_LIMIT_CHECK from azd,
+#                     else false)
 #   --prune           also remove any other Graph application permission the identity holds (e.g. User.ReadWrite.All
 #                     after turning usage-location writing off)
 #   --dry-run         say what would change; change nothing
@@ -22,15 +27,17 @@ GRAPH=https://graph.microsoft.com/v1.0
 GRAPH_APP_ID=00000003-0000-0000-c000-000000000000 # Microsoft Graph, the same in every tenant
 BASE_ROLES=(LicenseAssignment.ReadWrite.All User.Read.All)
 USAGE_LOCATION_ROLES=(User.ReadWrite.All)
+DEVICE_LIMIT_ROLES=(DeviceManagementManagedDevices.Read.All)
 
 die() { echo "grant-graph-permissions: $*" >&2; exit 2; }
 azd_value() { command -v azd >/dev/null 2>&1 && azd env get-value "$1" 2>/dev/null || true; }
 
-principal_id="" usage_location="" prune=false dry_run=false
+principal_id="" usage_location="" device_limit="" prune=false dry_run=false
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --principal-id) principal_id="${2:-}"; shift 2 ;;
     --usage-location) usage_location="${2:-}"; shift 2 ;;
+    --device-limit) device_limit="${2:-}"; shift 2 ;;
     --prune) prune=true; shift ;;
     --dry-run) dry_run=true; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -46,6 +53,13 @@ case "$usage_location" in
   true) roles=("${BASE_ROLES[@]}" "${USAGE_LOCATION_ROLES[@]}") ;;
   false) roles=("${BASE_ROLES[@]}") ;;
   *) die "--usage-location must be true or false, not '$usage_location'" ;;
+esac
+device_limit="${device_limit:-$(azd_value LICENSING_DEVICE_LIMIT_CHECK)}"
+device_limit="$(echo "${device_limit:-false}" | tr '[:upper:]' '[:lower:]')"
+case "$device_limit" in
+  true) roles+=("${DEVICE_LIMIT_ROLES[@]}") ;;
+  false) ;;
+  *) die "--device-limit must be true or false, not '$device_limit'" ;;
 esac
 
 # A managed identity created minutes ago may not have replicated to Graph yet: wait for it rather than fail.

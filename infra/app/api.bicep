@@ -16,6 +16,7 @@ param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 40
 
 param setUsageLocation bool = true
+param deviceLimitCheck bool = false
 param sweepSchedule string = '0 0 2 * * *'
 @allowed(['report', 'remediate'])
 param sweepMode string = 'report'
@@ -69,6 +70,7 @@ var appSettings = {
   LICENSING_WRITE_BUDGET: '3000'
   LICENSING_WRITE_WINDOW_SECONDS: '150'
   LICENSING_LOW_SEAT_THRESHOLD: '5'
+  LICENSING_DEVICE_LIMIT_CHECK: deviceLimitCheck ? 'true' : 'false'
   HR_WEBHOOK_SECRET: '@Microsoft.KeyVault(SecretUri=${secretUri}/hr-webhook-secret/)'
   HR_WEBHOOK_SECRET_PREVIOUS: '@Microsoft.KeyVault(SecretUri=${secretUri}/hr-webhook-secret-previous/)'
   HR_HIRE_LEAD_HOURS: string(hrHireLeadHours)

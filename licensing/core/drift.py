@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from licensing.core.errors import PolicyError
@@ -21,11 +22,17 @@ DriftKind = Literal[
     "extra-license",
     "provisioning-error",
     "provisioning-stuck",
+    "needs-admin",
+    "device-limit",
     "no-rule",
     "policy-error",
 ]
 DRIFT_KINDS: tuple[DriftKind, ...] = DriftKind.__args__  # type: ignore[attr-defined]
 Fix = Literal["assign", "remove"]
+# A user license for Intune covers up to 15 managed devices (Microsoft's Intune licensing guidance, as MSOnline
+# reported it); the plans that carry Intune for a user, whichever SKU they come in.
+DEVICES_PER_LICENSE = 15
+INTUNE_PLANS = frozenset({"INTUNE_A", "INTUNE_EDU"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,7 @@ class ResolvedPolicy:
     desired: Mapping[str, tuple[DesiredLicense, ...] | str]
     companions: Mapping[str, frozenset[str]]  # rule -> part numbers that are only companions
     managed: frozenset[str]
+    intune: Mapping[str, frozenset[str]] = field(default_factory=dict)  # SKU id -> its Intune plan ids
 
     @classmethod
     def build(cls, policy: Policy, catalog: Catalog) -> ResolvedPolicy:
@@ -62,7 +70,9 @@ class ResolvedPolicy:
             companions[rule.name] = (
                 frozenset(spec.sku.casefold() for s in rule.licenses for spec in policy.companions_of(s.sku)) - primary
             )
-        return cls(policy, catalog, desired, companions, managed_sku_ids(policy, catalog))
+        intune = {s.id: frozenset(p.id for p in s.plans if p.name.upper() in INTUNE_PLANS) for s in catalog.skus}
+        managed = managed_sku_ids(policy, catalog)
+        return cls(policy, catalog, desired, companions, managed, {k: v for k, v in intune.items() if v})
 
 
 def assess(user: UserFacts, resolved: ResolvedPolicy) -> tuple[Drift, ...]:  # one branch per kind
@@ -109,6 +119,69 @@ def assess(user: UserFacts, resolved: ResolvedPolicy) -> tuple[Drift, ...]:  # o
         if held.sku_id not in wanted
     )
     return tuple(drifts)
+
+
+def device_limit(user: UserFacts, devices: int, resolved: ResolvedPolicy) -> Drift | None:
+    """Report-only ``device-limit`` when the user's managed devices exceed 15 per license with Intune enabled."""
+    licensed = [
+        _part(resolved, held.sku_id)
+        for held in user.licenses
+        if resolved.intune.get(held.sku_id, frozenset()) - {p.lower() for p in held.disabled_plans}
+    ]
+    limit = DEVICES_PER_LICENSE * len(licensed)
+    if devices <= limit:
+        return None
+    covered = f"{len(licensed)} Intune license(s) ({', '.join(licensed)})" if licensed else "no Intune license"
+    detail = f"{devices} managed devices, {covered} cover {limit}: license more or retire devices"
+    return Drift("device-limit", "", detail, None)
+
+
+class DeviceTally:
+    """Managed devices per user id, in about 10 bytes per user with a device (a dict of id strings would take
+    ~140): open addressing on the id's 64-bit hash in two flat arrays, half full at most. A collision of two
+    users' hashes (odds about n^2 / 2^65) would only merge their counts. Counts stop at 65,535."""
+
+    def __init__(self) -> None:
+        self._keys = array("q", [0]) * 1024
+        self._counts = array("H", [0]) * 1024
+        self.users = 0
+        self.devices = 0
+
+    def add(self, user_id: str) -> None:
+        """Count one device of this user."""
+        key = _key(user_id)
+        slot = self._slot(key)
+        if not self._keys[slot]:
+            self._keys[slot] = key
+            self.users += 1
+        self._counts[slot] = min(self._counts[slot] + 1, 0xFFFF)
+        self.devices += 1
+        if self.users * 2 > len(self._keys):
+            self._grow()
+
+    def count(self, user_id: str) -> int:
+        """Devices counted for this user (0 if none)."""
+        slot = self._slot(_key(user_id))
+        return self._counts[slot] if self._keys[slot] else 0
+
+    def _slot(self, key: int) -> int:
+        keys, mask = self._keys, len(self._keys) - 1
+        slot = key & mask
+        while keys[slot] and keys[slot] != key:
+            slot = (slot + 1) & mask
+        return slot
+
+    def _grow(self) -> None:
+        keys, counts = self._keys, self._counts
+        self._keys, self._counts = array("q", [0]) * (2 * len(keys)), array("H", [0]) * (2 * len(keys))
+        for key, count in zip(keys, counts, strict=True):
+            if key:
+                slot = self._slot(key)
+                self._keys[slot], self._counts[slot] = key, count
+
+
+def _key(user_id: str) -> int:
+    return hash(user_id.lower()) or 1  # 0 marks an empty slot; str hashes are stable within one process
 
 
 def fix_for(drifts: tuple[Drift, ...]) -> Fix | None:

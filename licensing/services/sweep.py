@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from licensing.adapters import telemetry
-from licensing.adapters.graph.bulk import BATCH_LIMIT, SWEEP_SELECT, BulkReader
+from licensing.adapters.graph.bulk import BATCH_LIMIT, SWEEP_SELECT, BulkReader, DeltaExpired
 from licensing.adapters.graph.gateway import GraphGateway
 from licensing.adapters.graph.reads import user_from_json
 from licensing.adapters.storage.sweep_store import (
@@ -24,16 +24,16 @@ from licensing.adapters.storage.sweep_store import (
     save_delta_state,
     upload_report,
 )
-from licensing.core.drift import Drift, ResolvedPolicy, assess, fix_for
+from licensing.core.drift import DeviceTally, Drift, ResolvedPolicy, assess, device_limit, fix_for
+from licensing.core.errors import AccessDenied, LicensingError
 from licensing.core.model import UserFacts
-from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.services.context import Services
+from licensing.services.scheduling import PacedSender
 from licensing.services.sweep_provisioning import check_provisioning
 
 log = logging.getLogger(__name__)
 Mode = Literal["report", "remediate"]
 Progress = Callable[[int, int], None]  # (users seen, users drifted) so far
-SEND_CONCURRENCY = 32
 
 
 @dataclass
@@ -45,6 +45,9 @@ class SweepResult:
     read: Literal["full", "delta", "skipped"]
     started: datetime
     ended: datetime | None = None
+    read_reason: str = ""  # why a full read ("first run", "delta expired (410 resyncrequired)", ...)
+    notes: list[str] = field(default_factory=list)  # what this run could not do, and what that means
+    devices: int | None = None  # managed devices counted (None: not counted this run)
     users_seen: int = 0
     users_drifted: int = 0
     drift: Counter[str] = field(default_factory=Counter)
@@ -59,6 +62,9 @@ class SweepResult:
             "runId": self.run_id,
             "mode": self.mode,
             "read": self.read,
+            "readReason": self.read_reason,
+            "notes": list(self.notes),
+            "devicesCounted": self.devices,
             "started": self.started,
             "ended": self.ended,
             "usersSeen": self.users_seen,
@@ -68,6 +74,11 @@ class SweepResult:
             "graphRequests": self.graph_requests,
             "report": self.report,
         }
+
+    def note(self, text: str) -> None:
+        """Something the run could not do: in the summary and the log."""
+        self.notes.append(text)
+        log.warning("sweep %s: %s", self.run_id, text)
 
 
 async def run_sweep(
@@ -87,36 +98,60 @@ async def run_sweep(
     return result
 
 
+def _full_because(services: Services, link: str | None, last_full: datetime | None, started: datetime) -> str:
+    """Why this run reads every user ("" : it follows the deltaLink)."""
+    if link is None:
+        return "no delta link stored"
+    if last_full is None or started - last_full > timedelta(days=services.settings.sweep_full_every_days):
+        return f"last full read over {services.settings.sweep_full_every_days} days ago"
+    return ""
+
+
 async def _sweep(services: Services, result: SweepResult, *, force_full: bool, progress: Progress | None) -> None:
     if not isinstance(services.graph, GraphGateway):
         raise TypeError("the sweep needs the real Graph gateway")
     reader = BulkReader(services.graph)
     resolved = ResolvedPolicy.build(services.policy(), await reader.catalog())
     writer = DriftWriter(services.storage, result.run_id)
-    fixer = _Fixer(services, result)
+    fixer = PacedSender(services.storage, per_minute=services.settings.sweep_fix_rate_per_minute)
     link, last_full = await read_delta_state(services.storage)
-    stale = last_full is None or result.started - last_full > timedelta(days=services.settings.sweep_full_every_days)
-    result.read = "full" if force_full or link is None or stale else "delta"
+    result.read_reason = "forced" if force_full else _full_because(services, link, last_full, result.started)
+    result.read = "full" if result.read_reason else "delta"
+    devices: DeviceTally | None = None
 
     async def consume(users: Sequence[UserFacts]) -> None:
         for user in users:
             result.users_seen += 1
             drifts = assess(user, resolved)
+            if devices is not None and (over := device_limit(user, devices.count(user.id), resolved)):
+                drifts = (*drifts, over)
             if drifts:
                 await _note(result, writer, fixer, user, drifts)
         if progress:
             progress(result.users_seen, result.users_drifted)
 
-    if result.read == "full":
-        next_link = await reader.latest_delta_link()  # taken first: changes during the read show up next time
-        async for page in reader.users():
-            await consume([user_from_json(u) for u in page])
-    else:
+    next_link: str | None = link
+    in_delta: set[str] = set()  # users a delta read already assessed, should it expire halfway
+    if result.read == "delta":
         assert link is not None
-        async for page in reader.delta(link):
-            ids = [u["id"] for u in page if "@removed" not in u and u.get("id")]
-            await consume(await _read_users(reader, ids))
-        next_link = reader.delta_link or link
+        try:
+            async for page in reader.delta(link):
+                ids = [u["id"] for u in page if "@removed" not in u and u.get("id")]
+                in_delta.update(ids)
+                await consume(await _read_users(reader, ids))
+            next_link = reader.delta_link or link
+        except DeltaExpired as exc:
+            # Graph forgot the link (tokens last about 7 days): the same run reads every user instead.
+            result.read, result.read_reason = "full", exc.message.removeprefix("the users deltaLink has ")
+            log.warning("sweep %s: %s; reading every user instead", result.run_id, exc.message)
+    if result.read == "full":
+        # Both before the users: changes made during the read show up next time; devices are counted when a user's
+        # licenses are assessed.
+        next_link, devices = await asyncio.gather(
+            _start_delta(reader, result), _count_devices(services, reader, result)
+        )
+        async for page in reader.users():
+            await consume([user_from_json(u) for u in page if u.get("id") not in in_delta])
     for user, drifts in await check_provisioning(services, reader, resolved):
         await _note(result, writer, fixer, user, drifts, seen=False)
     await writer.close()
@@ -125,27 +160,49 @@ async def _sweep(services: Services, result: SweepResult, *, force_full: bool, p
     result.csv = writer.report.getvalue()
     result.report = await upload_report(services.storage.blobs, result.run_id, result.csv)
     result.ended = services.clock()
-    await save_delta_state(
-        services.storage, delta_link=next_link, full_at=result.started if result.read == "full" else None
-    )
+    full_at = result.started if result.read == "full" else None
+    await save_delta_state(services.storage, delta_link=next_link, full_at=full_at)
     await record_run(services.storage, result.summary(), started=result.started)
     telemetry.swept(result.drift, read=result.read)
-    log.info(
-        "sweep %s (%s, %s): %d users, %d drifted, %d fixes, %d Graph requests",
-        result.run_id,
-        result.read,
-        result.mode,
-        result.users_seen,
-        result.users_drifted,
-        result.fixes_enqueued,
-        result.graph_requests,
-    )
+    why = f": {result.read_reason}" if result.read_reason else ""
+    counts = (result.users_seen, result.users_drifted, result.fixes_enqueued, result.graph_requests)
+    what = f"sweep {result.run_id} ({result.read} read{why}, {result.mode})"
+    log.info("%s: %d users, %d drifted, %d fixes, %d Graph requests", what, *counts)
+
+
+async def _start_delta(reader: BulkReader, result: SweepResult) -> str | None:
+    """A deltaLink for the next run; a full read does not depend on it (None: the next run reads fully again)."""
+    try:
+        return await reader.latest_delta_link()
+    except LicensingError as exc:
+        result.note(f"no delta link for the next run ({exc.message}): it reads every user again")
+        return None
+
+
+async def _count_devices(services: Services, reader: BulkReader, result: SweepResult) -> DeviceTally | None:
+    """Managed devices per user when LICENSING_DEVICE_LIMIT_CHECK is on (full reads only: devices change without
+    the user changing, so a delta read could not say who crossed the limit)."""
+    if not services.settings.device_limit_check:
+        return None
+    tally = DeviceTally()
+    try:
+        await reader.devices_per_user(tally)
+    except AccessDenied:
+        result.note(
+            "device-limit check skipped: Graph refused managedDevices (grant DeviceManagementManagedDevices.Read.All)"
+        )
+        return None
+    except LicensingError as exc:
+        result.note(f"device-limit check skipped: {exc.message}")
+        return None
+    result.devices = tally.devices
+    return tally
 
 
 async def _note(
     result: SweepResult,
     writer: DriftWriter,
-    fixer: _Fixer,
+    fixer: PacedSender,
     user: UserFacts,
     drifts: tuple[Drift, ...],
     *,
@@ -156,7 +213,14 @@ async def _note(
     fix = fix_for(drifts)
     await writer.add(user, drifts, fix, key_suffix="" if seen else "~provisioning")
     if fix and result.mode == "remediate":
-        await fixer.enqueue(user, fix)
+        message = {
+            "user": user.id,
+            "source": "sweep",
+            "requestId": f"sweep-{result.run_id}-{user.id}",
+            "converge": True,
+        }
+        await fixer.send(message | ({"action": "remove"} if fix == "remove" else {}))
+        result.fixes_enqueued = fixer.sent
 
 
 async def _read_users(reader: BulkReader, ids: Sequence[str]) -> list[UserFacts]:
@@ -165,37 +229,3 @@ async def _read_users(reader: BulkReader, ids: Sequence[str]) -> list[UserFacts]
     chunks = [ids[i : i + BATCH_LIMIT] for i in range(0, len(ids), BATCH_LIMIT)]
     answers = await asyncio.gather(*(reader.batch([f"/users/{u}?$select={select}" for u in c]) for c in chunks))
     return [user_from_json(body) for answer in answers for status, body in answer if status == 200 and body]
-
-
-class _Fixer:
-    """Queues fix requests, spaced out so the fixes stay under the Graph write budget."""
-
-    def __init__(self, services: Services, result: SweepResult) -> None:
-        self._services = services
-        self._result = result
-        self._per_second = max(services.settings.sweep_fix_rate_per_minute / 60, 0.01)
-        self._gate = asyncio.Semaphore(SEND_CONCURRENCY)
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    async def enqueue(self, user: UserFacts, fix: str) -> None:
-        # Each fix is at most two writes (PATCH usageLocation + assignLicense); spacing them by the configured
-        # rate keeps 429s rare instead of using them as the brake.
-        delay = int(self._result.fixes_enqueued / self._per_second)
-        self._result.fixes_enqueued += 1
-        message: dict[str, Any] = {
-            "user": user.id,
-            "source": "sweep",
-            "requestId": f"sweep-{self._result.run_id}-{user.id}",
-            "converge": True,
-        }
-        if fix == "remove":
-            message["action"] = "remove"
-        await self._gate.acquire()
-        task = asyncio.ensure_future(self._services.storage.send(LICENSE_REQUESTS_QUEUE, message, delay_seconds=delay))
-        task.add_done_callback(lambda _: self._gate.release())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def close(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks)

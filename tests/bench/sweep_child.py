@@ -20,7 +20,8 @@ async def main() -> None:
     await composition.reset()
     print(json.dumps({
         "seconds": elapsed, "users": result.users_seen, "drifted": result.users_drifted,
-        "requests": result.graph_requests, "drift": dict(result.drift),
+        "requests": result.graph_requests, "drift": dict(result.drift), "devices": result.devices,
+        "notes": result.notes,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }))  # fmt: skip
 

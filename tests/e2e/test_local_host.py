@@ -43,7 +43,10 @@ async def test_enqueued_requests_end_verified_with_every_plan_recorded(
     await send(services, "this is not json")
     stats = await host.run_until_idle(limit_seconds=60)
     assert stats.poisoned == {}
-    assert stats.succeeded["onboard"] == 6
+    # The two users without a usage location get one set, and Graph refuses assignLicense for a moment after
+    # that (replication lag, strict tenant: 2 s): each comes back once through the queue (3 s later).
+    lagged = sum(1 for u in users if u.user_principal_name.startswith(("e2e1", "e2e3")))
+    assert stats.succeeded["onboard"] == 6 + lagged
     assert stats.succeeded["verify"] >= 5
     for user in users:
         row = (await statuses(services, user.id))["EMS"]
@@ -53,7 +56,7 @@ async def test_enqueued_requests_end_verified_with_every_plan_recorded(
         assert user.usage_location in {"GB", "US"}
     [rejected] = [r async for r in services.storage.statuses(UNIDENTIFIED)]
     assert rejected.outcome == "rejected"
-    assert tenant.state.requests[ASSIGN] == 5
+    assert tenant.state.requests[ASSIGN] == 5 + lagged  # the refused ones included
 
 
 async def test_redelivered_request_changes_nothing(services: Services, tenant: EmulatedTenant, host: LocalHost) -> None:

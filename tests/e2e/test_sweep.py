@@ -78,16 +78,20 @@ async def test_report_mode_finds_every_kind_and_changes_nothing(
 async def test_graph_requests_stay_within_pages_plus_batches(
     generated: tuple[Services, EmulatedTenant, dict[str, list[str]]],
 ) -> None:
-    """One page of 999 users, one $batch for the unsettled users, a delta start and the catalog: nothing per user."""
+    """One page of 999 users, one $batch for the unsettled users (plus the one licenseDetails batch Graph refuses to
+    an app, if it does), a delta start and the catalog: nothing per user."""
     services, tenant, expected = generated
+    refused = tenant.state.strictness.license_details_app_only_refused
     result = await run_sweep(services, mode="report")
     pages = -(-400 // 999)
-    batches = -(-len(expected["provisioning-error"]) // 20)
+    unsettled = len(expected["provisioning-error"])
+    batches = -(-unsettled // 20) + (1 if refused else 0)
     assert tenant.state.requests["GET /users"] == pages
     assert tenant.state.requests["POST /$batch"] == batches
     assert result.graph_requests <= pages + batches + 3
-    assert tenant.state.requests["GET /users/{id}"] == 0
-    assert tenant.state.requests["GET /users/{id}/licenseDetails"] == len(expected["provisioning-error"])  # in $batch
+    # in $batch: licenseDetails per unsettled user, or (app-only) one refused batch and then the users themselves
+    assert tenant.state.requests["GET /users/{id}"] == (unsettled if refused else 0)
+    assert tenant.state.requests["GET /users/{id}/licenseDetails"] == (min(unsettled, 20) if refused else unsettled)
 
 
 async def test_remediate_mode_converges_and_leaves_group_licenses_alone(

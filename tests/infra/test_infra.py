@@ -51,6 +51,7 @@ ROLE_NAMES = {
 }
 GRAPH_ROLES = ["LicenseAssignment.ReadWrite.All", "User.Read.All"]
 USAGE_LOCATION_ROLES = ["User.ReadWrite.All"]
+DEVICE_LIMIT_ROLES = ["DeviceManagementManagedDevices.Read.All"]
 
 
 def _string_end(text: str, i: int) -> int:
@@ -254,15 +255,20 @@ def test_no_role_is_granted_anywhere_else() -> None:
             assert "Microsoft.Authorization/roleAssignments" not in path.read_text(), path
 
 
-def test_graph_permissions_are_exactly_two_plus_user_write_only_for_usage_location() -> None:
-    """LicenseAssignment.ReadWrite.All and User.Read.All always; User.ReadWrite.All only when setting usageLocation."""
+def test_graph_permissions_are_two_plus_one_per_optional_feature() -> None:
+    """LicenseAssignment.ReadWrite.All and User.Read.All always; User.ReadWrite.All only when setting usageLocation;
+    DeviceManagementManagedDevices.Read.All only with the device-limit check."""
     graph = Bicep.load("app/graph-permissions.bicep")
     roles = re.search(
-        r"^var graphAppRoles = concat\((\[[^\]]*\]), setUsageLocation \? (\[[^\]]*\]) : \[\]\)$", graph.text, re.M
+        r"^var graphAppRoles = concat\((\[[^\]]*\]), setUsageLocation \? (\[[^\]]*\]) : \[\], "
+        r"deviceLimitCheck \? (\[[^\]]*\]) : \[\]\)$",
+        graph.text,
+        re.M,
     )
-    assert roles, "graphAppRoles must be concat([always...], setUsageLocation ? [conditional...] : [])"
+    assert roles, "graphAppRoles must be concat([always], setUsageLocation ? [..] : [], deviceLimitCheck ? [..] : [])"
     assert re.findall(r"'([^']+)'", roles[1]) == GRAPH_ROLES
     assert re.findall(r"'([^']+)'", roles[2]) == USAGE_LOCATION_ROLES
+    assert re.findall(r"'([^']+)'", roles[3]) == DEVICE_LIMIT_ROLES
     assert "var graphAppId = '00000003-0000-0000-c000-000000000000'" in graph.text
     assert re.search(r"^resource grants 'Microsoft\.Graph/appRoleAssignedTo@v1\.0' = \[\s*for role in graphAppRoles:",
                      graph.text, re.M)  # fmt: skip
@@ -280,15 +286,27 @@ def test_one_parameter_drives_the_usage_location_setting_and_its_graph_permissio
     assert re.search(r"^module graphPermissions '[^']+' = if \(grantGraphPermissions\) \{", main.text, re.M)
 
 
+def test_one_parameter_drives_the_device_limit_setting_and_its_graph_permission() -> None:
+    """deviceLimitCheck (default false, azd LICENSING_DEVICE_LIMIT_CHECK) feeds the app setting and the Graph module."""
+    main = Bicep.load("main.bicep")
+    _, api = main.module("api")
+    _, graph = main.module("graphPermissions")
+    assert api["deviceLimitCheck"] == graph["deviceLimitCheck"] == "deviceLimitCheck"
+    assert main.params()["deviceLimitCheck"] == "false"
+    assert app_settings()["LICENSING_DEVICE_LIMIT_CHECK"] == "deviceLimitCheck ? 'true' : 'false'"
+    given = json.loads((REPO / "infra" / "main.parameters.json").read_text())["parameters"]
+    assert given["deviceLimitCheck"]["value"] == "${LICENSING_DEVICE_LIMIT_CHECK=false}"
+    sample = json.loads((REPO / "local.settings.sample.json").read_text())["Values"]
+    assert sample["LICENSING_DEVICE_LIMIT_CHECK"] == "false"
+
+
 def test_grant_script_grants_the_same_graph_permissions() -> None:
     """scripts/grant-graph-permissions.sh lists the same always and conditional roles as the Bicep."""
     script = SCRIPT.read_text()
-    base = re.search(r"^BASE_ROLES=\(([^)]*)\)$", script, re.M)
-    conditional = re.search(r"^USAGE_LOCATION_ROLES=\(([^)]*)\)$", script, re.M)
-    assert base
-    assert conditional
-    assert base[1].split() == GRAPH_ROLES
-    assert conditional[1].split() == USAGE_LOCATION_ROLES
+    lists = dict(re.findall(r"^(\w+_ROLES)=\(([^)]*)\)$", script, re.M))
+    assert lists["BASE_ROLES"].split() == GRAPH_ROLES
+    assert lists["USAGE_LOCATION_ROLES"].split() == USAGE_LOCATION_ROLES
+    assert lists["DEVICE_LIMIT_ROLES"].split() == DEVICE_LIMIT_ROLES
     assert subprocess.run(["bash", "-n", str(SCRIPT)], check=False).returncode == 0
 
 
@@ -429,7 +447,8 @@ def fake_az(tmp_path: Path) -> Path:
     az.parent.mkdir()
     az.write_text(f"#!{sys.executable}\n{FAKE_AZ}")
     az.chmod(az.stat().st_mode | stat.S_IEXEC)
-    roles = {name: f"role-{i}" for i, name in enumerate([*GRAPH_ROLES, *USAGE_LOCATION_ROLES, "Mail.Send"])}
+    known = [*GRAPH_ROLES, *USAGE_LOCATION_ROLES, *DEVICE_LIMIT_ROLES, "Mail.Send"]
+    roles = {name: f"role-{i}" for i, name in enumerate(known)}
     (tmp_path / "state.json").write_text(json.dumps({"roles": roles, "held": [], "calls": []}))
     return tmp_path
 
@@ -478,3 +497,14 @@ def test_grant_script_dry_run_changes_nothing(fake_az: Path) -> None:
     out, state = run_script(fake_az, "--dry-run")
     assert out.count("would grant") == 3
     assert state["held"] == []
+
+
+def test_grant_script_grants_the_device_permission_only_with_the_device_limit_check(fake_az: Path) -> None:
+    """--device-limit true adds DeviceManagementManagedDevices.Read.All; without it (the default) it is not granted."""
+    _, state = run_script(fake_az)
+    assert "DeviceManagementManagedDevices.Read.All" not in held_roles(state)
+    out, state = run_script(fake_az, "--device-limit", "true")
+    assert "DeviceManagementManagedDevices.Read.All: granted" in out
+    assert held_roles(state) == sorted([*GRAPH_ROLES, *USAGE_LOCATION_ROLES, *DEVICE_LIMIT_ROLES])
+    out, _ = run_script(fake_az, "--device-limit", "false")
+    assert "DeviceManagementManagedDevices.Read.All: held but not needed" in out

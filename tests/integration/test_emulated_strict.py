@@ -484,12 +484,12 @@ async def test_lenient_profile_keeps_the_old_behaviour(clock: FakeClock, receive
         assert await notifications(tenant, receiver) == []  # no auto_notify: no word of the delete either
 
 
-def test_lenient_is_the_default_profile_until_the_switch_is_flipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    """STRICT_BY_DEFAULT ships False (lenient tenants); flipped, a tenant made without a strictness is strict."""
-    assert strict.STRICT_BY_DEFAULT is False  # the integrator flips it once the app copes
-    assert TenantState().strictness == TenantState.default().strictness == Strictness.lenient()
-    monkeypatch.setattr(strict, "STRICT_BY_DEFAULT", True)
+def test_strict_is_the_default_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STRICT_BY_DEFAULT ships True (every test meets Graph as documented); switched off, tenants are lenient."""
+    assert strict.STRICT_BY_DEFAULT is True
     assert TenantState().strictness == TenantState.default().strictness == Strictness()
+    monkeypatch.setattr(strict, "STRICT_BY_DEFAULT", False)
+    assert TenantState().strictness == TenantState.default().strictness == Strictness.lenient()
     assert TenantState(strictness=Strictness.lenient()).strictness == Strictness.lenient()
 
 

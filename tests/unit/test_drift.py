@@ -1,6 +1,6 @@
 """Pure drift assessment: each kind the sweep reports, and which fix it asks for."""
 
-from licensing.core.drift import Drift, ResolvedPolicy, assess, fix_for
+from licensing.core.drift import DRIFT_KINDS, DeviceTally, Drift, ResolvedPolicy, assess, device_limit, fix_for
 from licensing.core.model import HeldLicense, UserFacts
 from licensing.core.policy import parse_policy
 from tests.unit.catalog import EMS, EMSPREMIUM, INTUNE_A, INTUNE_A_D, INTUNE_EDU, RMS_S_PREMIUM, catalog
@@ -93,3 +93,39 @@ def test_companion_satisfied_teacher_is_compliant() -> None:
     """Both Intune SKUs held directly: no drift."""
     held = (HeldLicense(INTUNE_EDU, frozenset()), HeldLicense(INTUNE_A_D, frozenset()))
     assert assess(user(*held, department="Teachers"), RESOLVED) == ()
+
+
+def test_device_limit_is_fifteen_per_license_with_intune_enabled() -> None:
+    """Two SKUs with INTUNE_A enabled cover 30 devices; the 31st is report-only device-limit drift."""
+    held = user(HeldLicense(EMS, frozenset()), HeldLicense(EMSPREMIUM, frozenset()))
+    assert device_limit(held, 30, RESOLVED) is None
+    drift = device_limit(held, 31, RESOLVED)
+    assert drift is not None
+    assert (drift.kind, drift.fix) == ("device-limit", None)
+    assert drift.detail.startswith("31 managed devices, 2 Intune license(s) (EMS, EMSPREMIUM) cover 30")
+    assert "device-limit" in DRIFT_KINDS
+
+
+def test_a_license_with_intune_disabled_covers_no_device() -> None:
+    """EMS with INTUNE_A disabled gives no Intune: one device is over the limit; INTUNE_EDU's own plan counts."""
+    drift = device_limit(user(OK_EMS), 1, RESOLVED)
+    assert drift is not None
+    assert "no Intune license cover 0" in drift.detail
+    assert device_limit(user(OK_EMS), 0, RESOLVED) is None
+    edu_only_plan = HeldLicense(INTUNE_EDU, frozenset({INTUNE_A}))  # INTUNE_EDU plan still enabled
+    assert device_limit(user(edu_only_plan), 15, RESOLVED) is None
+
+
+def test_device_tally_counts_per_user_compactly() -> None:
+    """Counts per user id (case-insensitive), through growth; unknown users count 0; ~10 bytes a slot."""
+    tally = DeviceTally()
+    ids = [f"{i:08x}-0000-4000-8000-000000000000" for i in range(5000)]
+    for i, user_id in enumerate(ids):
+        for _ in range(i % 3 + 1):
+            tally.add(user_id)
+    assert (tally.users, tally.devices) == (5000, sum(i % 3 + 1 for i in range(5000)))
+    assert [tally.count(ids[i]) for i in (0, 1, 2, 4999)] == [1, 2, 3, 2]
+    assert tally.count(ids[7].upper()) == 2
+    assert tally.count("not-a-user") == 0
+    assert tally._keys.itemsize + tally._counts.itemsize == 10
+    assert len(tally._keys) <= 4 * tally.users

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
@@ -22,14 +23,24 @@ from licensing.adapters.graph.gateway import RAW_ERRORS, USER_SELECT, GraphGatew
 from licensing.adapters.graph.reads import sku_from_json
 from licensing.adapters.graph.telemetry import graph_route
 from licensing.adapters.telemetry import catalog_read, throttled
-from licensing.core.errors import TransientError
+from licensing.core.drift import DeviceTally
+from licensing.core.errors import LicensingError, TransientError
 from licensing.core.model import Catalog
+from licensing.settings import GRAPH_RETRY_WAIT_CAP
 
 log = logging.getLogger(__name__)
 ERRORS = RAW_ERRORS
 BATCH_LIMIT = 20  # Graph's $batch maximum
 BATCH_RETRIES = 3  # for sub-requests answered 429/503 inside a 200 batch (the SDK only sees the outer 200)
 SWEEP_SELECT = USER_SELECT  # the same properties as one user's read: both parse with reads.user_from_json
+DEVICE_PAGE = 1000  # managedDevices honours $top up to 1000
+# https://learn.microsoft.com/graph/delta-query-overview: a stale token answers 410 Gone (resyncRequired, with a
+# Location to start over) or, on older deployments, 400 syncStateNotFound; either way: read everything again.
+EXPIRED_DELTA_CODES = frozenset({"resyncrequired", "syncstatenotfound"})
+
+
+class DeltaExpired(LicensingError):
+    """The stored deltaLink is no longer valid: the sweep must read every user instead."""
 
 
 class BulkReader:
@@ -41,9 +52,10 @@ class BulkReader:
         self.requests = 0
         self.delta_link: str | None = None
 
-    async def _send(self, what: str, info: RequestInformation) -> dict[str, Any]:
+    async def _send(self, what: str, info: RequestInformation, *, delta: bool = False) -> dict[str, Any]:
         self.requests += 1
-        raw = await call(what, self._adapter.send_primitive_async(info, "bytes", ERRORS))
+        pending = self._adapter.send_primitive_async(info, "bytes", ERRORS)
+        raw = await call(what, _expired_as_delta_expired(pending) if delta else pending)
         page: dict[str, Any] = json.loads(raw) if raw else {}
         return page
 
@@ -91,19 +103,37 @@ class BulkReader:
         return link
 
     async def delta(self, link: str) -> AsyncIterator[list[dict[str, Any]]]:
-        """Users changed since ``link``, page by page; afterwards ``delta_link`` holds the next starting point."""
+        """Users changed since ``link``, page by page; afterwards ``delta_link`` holds the next starting point.
+
+        Raises DeltaExpired when Graph no longer knows the link (or a page's skip token).
+        """
         url: str | None = link
         while url:
-            page = await self._send("read users delta", self._get(url))
+            page = await self._send("read users delta", self._get(url), delta=True)
             yield page.get("value") or []
             url = page.get("@odata.nextLink")
             if not url:
                 self.delta_link = page.get("@odata.deltaLink")
 
-    async def batch(self, paths: Sequence[str]) -> list[tuple[int, Any]]:
-        """GET up to 20 relative paths in one POST /$batch; (status, body) per path, in order.
+    async def devices_per_user(self, tally: DeviceTally) -> None:
+        """Count every Intune managed device into ``tally`` by its userId, page by page (1,000 a page, only id and
+        userId selected; a page is dropped once counted). AccessDenied without DeviceManagementManagedDevices.Read.All.
+        """
+        base = self._adapter.base_url.rstrip("/")
+        url: str | None = f"{base}/deviceManagement/managedDevices?$select=id,userId&$top={DEVICE_PAGE}"
+        while url:
+            page = await self._send("read managed devices", self._get(url))
+            for device in page.get("value") or []:
+                if device.get("userId"):  # a device without a primary user (kiosk, shared) counts for no one
+                    tally.add(str(device["userId"]))
+            url = page.get("@odata.nextLink")
 
-        Sub-requests throttled inside a successful batch are sent again after their Retry-After.
+    async def batch(self, paths: Sequence[str]) -> list[tuple[int, Any]]:
+        """GET up to 20 relative paths in one POST /$batch; (status, body) per path, in the order of ``paths``.
+
+        Graph answers a batch in any order (https://learn.microsoft.com/graph/json-batching): each answer is matched
+        to its request by ``id``, never by position. Sub-requests throttled inside a successful batch are sent
+        again after their Retry-After, when that is at most GRAPH_RETRY_WAIT_CAP; otherwise the 429 is returned.
         """
         if len(paths) > BATCH_LIMIT:
             raise ValueError(f"$batch takes at most {BATCH_LIMIT} requests")
@@ -117,21 +147,38 @@ class BulkReader:
             info.set_stream_content(json.dumps(body).encode(), "application/json")
             answer = await self._send("run a $batch", info)
             wait = 0.0
+            retrying: dict[str, tuple[int, Any]] = {}
             for item in answer.get("responses") or []:
-                status = int(item.get("status", 0))
+                key, status = str(item.get("id")), int(item.get("status", 0))
+                if key not in todo:
+                    continue  # not one of ours (or answered twice): never matched by position
                 if status == 429:  # inside a 200 batch: the middleware never sees these
-                    throttled(method="GET", route=graph_route(todo.get(str(item.get("id")), "").split("?")[0]))
+                    throttled(method="GET", route=graph_route(todo[key].split("?")[0]))
                 if status in {429, 503} and attempt < BATCH_RETRIES:
                     wait = max(wait, _retry_after(item.get("headers") or {}))
+                    retrying[key] = (status, item.get("body"))
                     continue
-                results[str(item.get("id"))] = (status, item.get("body"))
-                todo.pop(str(item.get("id")), None)
+                results[key] = (status, item.get("body"))
+                del todo[key]
             if not todo:
                 break
-            await asyncio.sleep(min(wait, 30.0))
-        for key in todo:  # still throttled after the retries: the caller sees the status
+            if wait > GRAPH_RETRY_WAIT_CAP:  # not waited out in-process (client.py): the caller sees the status
+                results.update(retrying)
+                break
+            await asyncio.sleep(wait)
+        for key in todo:  # still throttled after the retries (or never answered): the caller sees the status
             results.setdefault(key, (429, None))
         return [results[str(i)] for i in range(len(paths))]
+
+
+async def _expired_as_delta_expired(pending: Any) -> Any:  # noqa: ANN401  # the SDK's untyped awaitable
+    try:
+        return await pending
+    except APIError as exc:
+        code = str(getattr(getattr(exc, "error", None), "code", "") or "").lower()
+        if exc.response_status_code == 410 or (exc.response_status_code == 400 and code in EXPIRED_DELTA_CODES):
+            raise DeltaExpired(f"the users deltaLink has expired ({exc.response_status_code} {code})") from None
+        raise
 
 
 def _retry_after(headers: Mapping[str, Any]) -> float:

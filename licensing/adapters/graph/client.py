@@ -1,8 +1,9 @@
-"""Builds the GraphServiceClient: credential from settings, the SDK's middleware with our retry option and our
+"""Builds the GraphServiceClient: credential from settings, the SDK's middleware with our retry policy and our
 telemetry."""
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 import httpx
@@ -11,6 +12,7 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import RetryHandler
 from kiota_http.middleware.options import RetryHandlerOption, UrlReplaceHandlerOption
 from kiota_http.observability_options import ObservabilityOptions
 from msgraph import GraphRequestAdapter, GraphServiceClient
@@ -19,10 +21,25 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.middleware import GraphTelemetryHandler
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
-from licensing.adapters.graph.telemetry import GraphCallTelemetry
-from licensing.settings import Settings
+from licensing.adapters.graph.telemetry import GraphCallTelemetry, graph_route
+from licensing.settings import GRAPH_RETRY_WAIT_CAP, Settings
 
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
+# One retry owner per kind of call. Identity writes (assignLicense, PATCH a user) are retried only by the queue's
+# redelivery, which passes the shared write budget again (onboarding calls budget.permit before each write); the
+# SDK retrying them would spend Graph's write quota behind the budget's back. Reads (GET, and $batch, a POST that
+# carries only GETs here) keep the SDK's RetryHandler, bounded so that one call never outlives the per-user lease
+# (adapters/storage/leases.py, 120 s) nor the function timeout (host.json functionTimeout, 300 s):
+#   - at most MAX_RETRIES (3) retries, each waiting at most GRAPH_RETRY_WAIT_CAP (10 s): a longer Retry-After is not
+#     waited out in-process, the call fails as TransientError and the queue redelivers later;
+#   - no retry starts once RETRY_WINDOW (30 s) has passed since the first attempt;
+#   - each attempt is bounded by LICENSING_GRAPH_TIMEOUT_SECONDS (T, default 30 s, at most 60 s).
+# Worst case for one read: 30 s window + 10 s wait + one last attempt T = 70 s (100 s at T = 60 s), below the 120 s
+# lease and the 300 s function timeout; the SDK default was 3 waits of up to 179 s each (537 s) plus 4 attempts.
+# Worst case for one write: a single attempt, T = 30 s (60 s). tests/unit/test_retry_policy.py checks these sums.
+MAX_RETRIES = 3
+RETRY_WINDOW = 30.0
+_FIRST_ATTEMPT = "licensing.first_attempt"  # httpx request extension: monotonic time of the first attempt
 
 
 class Closable(Protocol):
@@ -31,22 +48,58 @@ class Closable(Protocol):
     async def close(self) -> None: ...
 
 
+def identity_write(method: str, path: str) -> bool:
+    """POST /users/{id}/assignLicense or PATCH /users/{id} (also the ``/users('$x@contoso.com')`` form). Pure."""
+    method = method.upper()
+    if method == "POST":
+        return path.rstrip("/").rsplit("/", 1)[-1] == "assignLicense"
+    # /users('$adm@contoso.com') templates as /{id}: only user routes are addressed that way.
+    return method == "PATCH" and graph_route(path) in {"/users/{id}", "/{id}"}
+
+
+class GraphRetryHandler(RetryHandler):  # type: ignore[misc]  # kiota_http is untyped for mypy (skipped)
+    """The SDK's RetryHandler for reads only, with its waits capped (see the worst case above)."""
+
+    async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+        """Stamp the first attempt's time, then let the SDK's loop run."""
+        request.extensions.setdefault(_FIRST_ATTEMPT, time.monotonic())
+        response: httpx.Response = await super().send(request, transport)
+        return response
+
+    def should_retry(self, request: httpx.Request, options: RetryHandlerOption, response: httpx.Response) -> bool:
+        """Never an identity write; a read only within RETRY_WINDOW of its first attempt."""
+        if identity_write(request.method, request.url.path):
+            return False
+        if time.monotonic() - request.extensions.get(_FIRST_ATTEMPT, time.monotonic()) > RETRY_WINDOW:
+            return False
+        return bool(super().should_retry(request, options, response))
+
+    def get_delay_time(
+        self, retry_count: int, response: httpx.Response | None = None, delay: float = RetryHandlerOption.DEFAULT_DELAY
+    ) -> float:
+        """The SDK's wait (Retry-After, else its backoff); past the cap, MAX_DELAY, at which the SDK gives up."""
+        wait = float(super().get_delay_time(retry_count, response, delay))
+        return wait if wait <= GRAPH_RETRY_WAIT_CAP else RetryHandlerOption.MAX_DELAY
+
+
 def build_client(settings: Settings) -> tuple[GraphServiceClient, httpx.AsyncClient, Closable | None]:
     """A GraphServiceClient (plus its httpx client and credential, to close) honouring the LICENSING_GRAPH_* settings.
 
-    Throttling is left to the SDK's RetryHandler (429/503/504, honours Retry-After) plus the queue's
-    redelivery; we only set its base delay so tests and the demo need not wait seconds per retry.
+    The SDK's RetryHandler is replaced by GraphRetryHandler (reads only, capped waits); its base delay comes from
+    LICENSING_GRAPH_RETRY_DELAY_SECONDS so tests and the demo need not wait seconds per retry.
     """
     options = dict(sdk_default_options)
-    options[RetryHandlerOption.get_key()] = RetryHandlerOption(delay=settings.graph_retry_delay_seconds, max_retries=3)
+    retry = RetryHandlerOption(delay=settings.graph_retry_delay_seconds, max_retries=MAX_RETRIES)
+    options[RetryHandlerOption.get_key()] = retry
     options[UrlReplaceHandlerOption.get_key()] = UrlReplaceHandlerOption(enabled=False)  # only rewrites /me
     http = httpx.AsyncClient(timeout=httpx.Timeout(settings.graph_timeout_seconds, connect=10.0))
-    # The SDK's default pipeline, plus our telemetry innermost: it sees every attempt, retried 429s included.
+    # The SDK's default pipeline with our retry handler in its place, plus our telemetry innermost: it sees every
+    # attempt, retried 429s included.
     middleware = [
-        *KiotaClientFactory.get_default_middleware(options),
-        GraphTelemetryHandler(options=options[GraphTelemetryHandlerOption.get_key()]),
-        GraphCallTelemetry(),
+        GraphRetryHandler(retry) if isinstance(m, RetryHandler) else m
+        for m in KiotaClientFactory.get_default_middleware(options)
     ]
+    middleware += [GraphTelemetryHandler(options=options[GraphTelemetryHandlerOption.get_key()]), GraphCallTelemetry()]
     client = GraphClientFactory.create_with_custom_middleware(middleware, client=http)
     provider, credential = _auth_provider(settings)
     adapter = GraphRequestAdapter(provider, client=client)

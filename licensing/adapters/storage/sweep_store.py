@@ -72,9 +72,9 @@ async def read_delta_state(storage: Storage) -> tuple[str | None, datetime | Non
     return row.get("DeltaLink") or None, row.get("LastFullAt")
 
 
-async def save_delta_state(storage: Storage, *, delta_link: str, full_at: datetime | None) -> None:
-    """Keep the next deltaLink (and, after a full read, its time)."""
-    row: dict[str, Any] = {"PartitionKey": "state", "RowKey": "users", "DeltaLink": delta_link}
+async def save_delta_state(storage: Storage, *, delta_link: str | None, full_at: datetime | None) -> None:
+    """Keep the next deltaLink (None clears it: the next run reads fully) and, after a full read, its time."""
+    row: dict[str, Any] = {"PartitionKey": "state", "RowKey": "users", "DeltaLink": delta_link or ""}
     if full_at is not None:
         row["LastFullAt"] = full_at
     with transient("save the sweep state"):
@@ -173,7 +173,7 @@ async def record_run(storage: Storage, summary: dict[str, Any], *, started: date
     """One SweepRuns row per run, newest first."""
     ticks = int(started.timestamp() * 1_000_000)
     row = {"PartitionKey": "runs", "RowKey": f"{_MAX_TICKS - ticks:020d}-{summary['runId']}"}
-    row.update({k[0].upper() + k[1:]: (json.dumps(v) if isinstance(v, dict) else v) for k, v in summary.items()})
+    row.update({k[0].upper() + k[1:]: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in summary.items()})
     with transient("record the sweep run"):
         await storage.table(RUNS_TABLE).upsert_entity(row)
 
