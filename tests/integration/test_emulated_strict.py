@@ -118,22 +118,26 @@ async def test_license_details_are_refused_app_only_also_inside_batch(
 # --- 2. and 3. provisionedPlans, settling, activation -----------------------------------------------
 
 
-async def test_provisioned_plans_give_each_service_its_worst_plan_status(
+async def test_provisioned_plans_list_every_plan_and_keep_deleted_ones(
     graph: GraphServiceClient, tenant: EmulatedTenant, clock: FakeClock
 ) -> None:
-    """provisionedPlans has one entry per service of the enabled plans, PendingInput while settling."""
+    """provisionedPlans has an entry per plan (several per service), PendingInput while settling; a disabled plan
+    keeps a Deleted entry, listed last."""
     await graph.users.by_user_id(AISHA).assign_license.post(licenses({EMS: [INTUNE_A]}))
     user = await graph.users.by_user_id(AISHA).get(select("assignedPlans", "provisionedPlans"))
-    settling = {p.service: (p.capability_status, p.provisioning_status) for p in user.provisioned_plans}
+    entries = [(p.service, p.capability_status, p.provisioning_status) for p in user.provisioned_plans]
     expected = {"AADPremiumService", "RMSOnline", "Adallom", "exchange", "MultiFactorService"}
-    assert set(settling) == expected  # SCO (INTUNE_A) is disabled: no provisioned plan for it
-    assert set(settling.values()) == {("Enabled", "PendingInput")}
+    live = [e for e in entries if e[1] == "Enabled"]
+    assert {service for service, _, _ in live} == expected
+    assert sum(service == "RMSOnline" for service, _, _ in live) == 2  # RMS_S_PREMIUM and RMS_S_ENTERPRISE
+    assert {status for _, _, status in live} == {"PendingInput"}
+    assert entries[len(live) :] == [("SCO", "Deleted", "Success")]  # INTUNE_A is disabled
     assert {p.service for p in user.assigned_plans} == expected | {"SCO"}
     clock.advance(DELAY)
     tenant.state.force_status(AISHA, "RMS_S_PREMIUM", "Error")  # RMS_S_ENTERPRISE, same service, is Success
     user = await graph.users.by_user_id(AISHA).get(select("provisionedPlans"))
-    services = {p.service: p.provisioning_status for p in user.provisioned_plans}
-    assert services == dict.fromkeys(expected, "Success") | {"RMSOnline": "Error"}
+    rms = sorted(p.provisioning_status for p in user.provisioned_plans if p.service == "RMSOnline")
+    assert rms == ["Error", "Success"]
 
 
 async def test_new_plans_settle_as_pending_input_then_success(

@@ -3,6 +3,7 @@
 from typing import Any
 
 from licensing.adapters.graph.fallback import observed_from_user_json
+from licensing.core.verification import ExpectedLicense, verify_license
 from tests.unit.catalog import AAD_PREMIUM, EMS, EMS_PLANS, INTUNE_A, RMS_S_PREMIUM, catalog
 
 SERVICES = {  # the workload Graph names for each EMS plan
@@ -111,3 +112,26 @@ def test_empty_or_odd_json_gives_nothing_rather_than_failing() -> None:
     """No assignedLicenses (or junk entries): no licenses observed."""
     assert observed_from_user_json({"id": "u1"}, catalog()) == ()
     assert observed_from_user_json({"assignedLicenses": ["junk", None], "provisionedPlans": [1]}, catalog()) == ()
+
+
+def _verdict(data: dict[str, Any]) -> str:
+    [observed] = observed_from_user_json(data, catalog())
+    return verify_license(ExpectedLicense(EMS, "EMS", frozenset({INTUNE_A})), observed).outcome
+
+
+def test_a_deleted_entry_of_a_removed_plan_does_not_stand_in_for_a_pending_service() -> None:
+    """provisionedPlans keeps a Deleted entry for a removed plan of the same service: the live one decides."""
+    data = user_json({**ALL_SUCCESS, "RMSOnline": "PendingInput"})
+    data["provisionedPlans"].append(
+        {"service": "RMSOnline", "capabilityStatus": "Deleted", "provisioningStatus": "Success"}
+    )
+    assert _verdict(data) == "pending"
+
+
+def test_several_entries_for_one_service_take_the_worst_not_the_last() -> None:
+    """One entry per plan, several per service: an Error is not hidden by a Success listed after it."""
+    data = user_json(ALL_SUCCESS)
+    data["provisionedPlans"].insert(
+        0, {"service": "exchange", "capabilityStatus": "Enabled", "provisioningStatus": "Error"}
+    )
+    assert _verdict(data) == "failed"

@@ -23,13 +23,30 @@ UNREPORTED = "PendingInput"
 _NOT_ENABLED = {"suspended": "Error", "lockedout": "Error", "deleted": "Disabled"}
 
 
+# Worst first: one provisionedPlans entry per plan, several per service; a service is as ready as its worst plan.
+_WORST_FIRST = ("Error", "PendingActivation", "PendingProvisioning", "PendingInput", "Success")
+_LIVE = frozenset({"enabled", "warning", ""})  # capabilityStatus of an entry that describes a plan in use
+
+
+def _rank(status: str) -> int:
+    return _WORST_FIRST.index(status) if status in _WORST_FIRST else 0  # an unknown status counts as the worst
+
+
 def _services(user_json: Mapping[str, Any]) -> dict[str, str]:
-    """provisionedPlans as service (case-folded) -> provisioningStatus."""
-    return {
-        str(p.get("service") or "").casefold(): str(p.get("provisioningStatus") or UNREPORTED)
-        for p in user_json.get("provisionedPlans") or []
-        if isinstance(p, Mapping)
-    }
+    """provisionedPlans as service (case-folded) -> the worst provisioningStatus of its live entries.
+
+    Real tenants list an entry per plan (several per service) and keep entries of removed plans with
+    capabilityStatus Deleted: those say nothing about the plans in use, and the last entry must not win.
+    """
+    worst: dict[str, str] = {}
+    for p in user_json.get("provisionedPlans") or []:
+        if not isinstance(p, Mapping) or str(p.get("capabilityStatus") or "").casefold() not in _LIVE:
+            continue
+        service = str(p.get("service") or "").casefold()
+        status = str(p.get("provisioningStatus") or UNREPORTED)
+        if service not in worst or _rank(status) < _rank(worst[service]):
+            worst[service] = status
+    return worst
 
 
 def _assigned(user_json: Mapping[str, Any]) -> dict[str, tuple[str, str]]:

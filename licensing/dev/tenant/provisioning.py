@@ -118,21 +118,26 @@ class Provisioning:
         return "PendingProvisioning" if name in self.plans_added else "Success"
 
     def provisioned_plans(self, user: User) -> list[dict[str, Any]]:
-        """user.provisionedPlans: one entry per service of the enabled plans, with the worst plan status
-        (https://learn.microsoft.com/graph/api/resources/provisionedplan)."""
-        worst: dict[str, str] = {}
+        """user.provisionedPlans as real tenants list them: one entry per plan, so several per service, each with
+        its own provisioningStatus; a disabled plan keeps an entry with capabilityStatus Deleted, listed last
+        (https://learn.microsoft.com/graph/api/resources/provisionedplan). A client must take the worst live
+        entry of a service, not the last one, and must not read a Deleted entry as the state of the service."""
+        live, deleted = [], []
         for sku in self.held_skus(user):
             for plan in sku.plans:
                 status = self.merged_status(user, sku.id, plan)
                 if status == "Disabled":
-                    continue
-                current = worst.get(plan.service_name)
-                if current is None or _severity(status) < _severity(current):
-                    worst[plan.service_name] = status
-        return [
-            {"capabilityStatus": "Enabled", "provisioningStatus": status, "service": service}
-            for service, status in worst.items()
-        ]
+                    entry = {
+                        "capabilityStatus": "Deleted",
+                        "provisioningStatus": "Success",
+                        "service": plan.service_name,
+                    }
+                    deleted.append(entry)
+                else:
+                    live.append(
+                        {"capabilityStatus": "Enabled", "provisioningStatus": status, "service": plan.service_name}
+                    )
+        return live + deleted
 
     def assignment_state(self, user: User, assignment: Assignment) -> str:
         """licenseAssignmentStates[].state: Active, ActiveWithError (a plan in Error) or Error."""
