@@ -28,8 +28,8 @@ param principalType string = 'User'
 @description('Grant the identity its Microsoft Graph application permissions in this deployment. Needs azd to run as a Privileged Role Administrator (or Global Administrator); otherwise leave false and have one run scripts/grant-graph-permissions.sh.')
 param grantGraphPermissions bool = false
 
-@description('LICENSING_SET_USAGE_LOCATION. true lets the app PATCH a missing usageLocation, which needs User.ReadWrite.All; false keeps the identity to read-only on users.')
-param setUsageLocation bool = true
+@description('Whether the app may write users: LICENSING_SET_USAGE_LOCATION, and with it the Graph permission User.ReadWrite.All (tenant-wide write access to every user), which only PATCHing a missing usageLocation needs. Off by default: a user without a usage location is then recorded as needing one, and the identity can only read users. Turn on only if HR data cannot set usageLocation upstream.')
+param allowUsageLocationWrites bool = false
 
 @description('LICENSING_DEVICE_LIMIT_CHECK. true makes the sweep\'s full reads count Intune managed devices per user (report-only device-limit drift: over 15 per Intune license), which needs DeviceManagementManagedDevices.Read.All.')
 param deviceLimitCheck bool = false
@@ -219,7 +219,7 @@ module api './app/api.bicep' = {
     identityId: identity.outputs.resourceId
     identityClientId: identity.outputs.clientId
     maximumInstanceCount: maximumInstanceCount
-    setUsageLocation: setUsageLocation
+    allowUsageLocationWrites: allowUsageLocationWrites
     deviceLimitCheck: deviceLimitCheck
     sweepSchedule: sweepSchedule
     sweepMode: sweepMode
@@ -237,7 +237,7 @@ module graphPermissions './app/graph-permissions.bicep' = if (grantGraphPermissi
   scope: rg
   params: {
     principalId: identity.outputs.principalId
-    setUsageLocation: setUsageLocation
+    allowUsageLocationWrites: allowUsageLocationWrites
     deviceLimitCheck: deviceLimitCheck
   }
 }

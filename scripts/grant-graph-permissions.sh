@@ -2,7 +2,9 @@
 # Grant the function app's managed identity its Microsoft Graph application permissions (app role assignments):
 #   LicenseAssignment.ReadWrite.All  assignLicense, subscribedSkus
 #   User.Read.All                    read users and licenseDetails, users delta, the users change subscription
-#   User.ReadWrite.All               only when LICENSING_SET_USAGE_LOCATION=true (PATCH a missing usageLocation)
+#   User.ReadWrite.All               only with --usage-location true (LICENSING_SET_USAGE_LOCATION=true): PATCH a
+#                                    missing usageLocation. Write access to every user in the tenant, so off unless
+#                                    asked for (infra: allowUsageLocationWrites, default false)
 #   DeviceManagementManagedDevices.Read.All
 #                                    only when LICENSING_DEVICE_LIMIT_CHECK=true (the sweep counts Intune devices)
 # The same list as infra/app/graph-permissions.bicep (tests/infra checks that they agree).
@@ -14,7 +16,8 @@
 # Usage: scripts/grant-graph-permissions.sh [--principal-id ID] [--usage-location true|false]
 #                                           [--device-limit true|false] [--prune] [--dry-run]
 #   --principal-id    object id of the identity (default: API_IDENTITY_PRINCIPAL_ID from the current azd environment)
-#   --usage-location  whether the app sets usage locations (default: LICENSING_SET_USAGE_LOCATION from azd, else true)
+#   --usage-location  whether the app sets usage locations, and so needs User.ReadWrite.All (default:
+#                     LICENSING_SET_USAGE_LOCATION from azd, else false)
 #   --device-limit    whether the sweep checks Intune device counts (default: LICENSING_DEVICE_LIMIT_CHECK from azd,
 #                     else false)
 #   --prune           also remove any other Graph application permission the identity holds (e.g. User.ReadWrite.All
@@ -48,7 +51,7 @@ command -v az >/dev/null 2>&1 || die "the Azure CLI (az) is not on PATH"
 principal_id="${principal_id:-$(azd_value API_IDENTITY_PRINCIPAL_ID)}"
 [[ -n "$principal_id" ]] || die "no --principal-id, and no API_IDENTITY_PRINCIPAL_ID in the azd environment (run azd provision first)"
 usage_location="${usage_location:-$(azd_value LICENSING_SET_USAGE_LOCATION)}"
-usage_location="$(echo "${usage_location:-true}" | tr '[:upper:]' '[:lower:]')"
+usage_location="$(echo "${usage_location:-false}" | tr '[:upper:]' '[:lower:]')"
 case "$usage_location" in
   true) roles=("${BASE_ROLES[@]}" "${USAGE_LOCATION_ROLES[@]}") ;;
   false) roles=("${BASE_ROLES[@]}") ;;

@@ -15,7 +15,8 @@ param identityClientId string
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 40
 
-param setUsageLocation bool = true
+@description('LICENSING_SET_USAGE_LOCATION (main.bicep allowUsageLocationWrites, which also decides User.ReadWrite.All).')
+param allowUsageLocationWrites bool = false
 param deviceLimitCheck bool = false
 param sweepSchedule string = '0 0 2 * * *'
 @allowed(['report', 'remediate'])
@@ -56,9 +57,10 @@ var appSettings = {
   LICENSING_GRAPH_URL: 'https://graph.microsoft.com/v1.0'
   LICENSING_GRAPH_AUTH: 'managed-identity'
   AZURE_CLIENT_ID: identityClientId
+  LICENSING_TENANT_ID: tenant().tenantId // Graph notifications naming another tenant are dropped
   LICENSING_GRAPH_TIMEOUT_SECONDS: '30'
   LICENSING_GRAPH_RETRY_DELAY_SECONDS: '3'
-  LICENSING_SET_USAGE_LOCATION: setUsageLocation ? 'true' : 'false' // string(bool) would give 'True'
+  LICENSING_SET_USAGE_LOCATION: allowUsageLocationWrites ? 'true' : 'false' // string(bool) would give 'True'
   LICENSING_CATALOG_TTL_SECONDS: '60'
   LICENSING_VERIFY_DELAY_SECONDS: '60'
   LICENSING_VERIFY_MAX_BACKOFF_SECONDS: '3600'
@@ -125,6 +127,18 @@ module api 'br/public:avm/res/web/site:0.15.1' = {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
     }
+    // No basic (user name + password) auth on the SCM (Kudu) and FTP endpoints: a publishing password would deploy
+    // code that runs as the identity, Graph permissions included. azd deploys to the blob container with Entra auth.
+    basicPublishingCredentialsPolicies: [
+      {
+        name: 'ftp'
+        allow: false
+      }
+      {
+        name: 'scm'
+        allow: false
+      }
+    ]
     appSettingsKeyValuePairs: appSettings
   }
 }

@@ -9,7 +9,7 @@ extension microsoftGraphV1
 param principalId string
 
 @description('LICENSING_SET_USAGE_LOCATION: only then does the app PATCH users, which needs User.ReadWrite.All.')
-param setUsageLocation bool
+param allowUsageLocationWrites bool
 
 @description('LICENSING_DEVICE_LIMIT_CHECK: only then does the sweep read Intune managed devices, which needs DeviceManagementManagedDevices.Read.All.')
 param deviceLimitCheck bool
@@ -19,7 +19,7 @@ var graphAppId = '00000003-0000-0000-c000-000000000000' // Microsoft Graph, the 
 // LicenseAssignment.ReadWrite.All: assignLicense and subscribedSkus. User.Read.All: read users, licenseDetails,
 // users delta and the users change-notification subscription. User.ReadWrite.All: set a missing usageLocation.
 // DeviceManagementManagedDevices.Read.All: count managed devices per user (the sweep's device-limit check).
-var graphAppRoles = concat(['LicenseAssignment.ReadWrite.All', 'User.Read.All'], setUsageLocation ? ['User.ReadWrite.All'] : [], deviceLimitCheck ? ['DeviceManagementManagedDevices.Read.All'] : [])
+var graphAppRoles = concat(['LicenseAssignment.ReadWrite.All', 'User.Read.All'], allowUsageLocationWrites ? ['User.ReadWrite.All'] : [], deviceLimitCheck ? ['DeviceManagementManagedDevices.Read.All'] : [])
 
 resource graph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {
   appId: graphAppId

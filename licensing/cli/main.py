@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", parents=[fmt], help="every plan's status vs the policy (Licenses.ServiceStatus)")
     _users(verify)
     sweep = sub.add_parser("sweep", parents=[fmt], help="find drift now, like the nightly timer (needs storage)")
-    sweep.add_argument("--dry-run", action="store_true", help="report only, whatever SWEEP_MODE says")
+    preview = "report only, whatever SWEEP_MODE says; saves no delta cursor: the next run still sees the drift"
+    sweep.add_argument("--dry-run", action="store_true", help=preview)
     sweep.add_argument("--full", action="store_true", help="read every user, not only changes since last time")
     sweep.add_argument("--out", metavar="FILE", help="also save the drift report (CSV) to FILE")
     status = sub.add_parser("status", parents=[fmt], help="the LicenseStatus table (needs AzureWebJobsStorage)")

@@ -40,7 +40,8 @@ def sweep_summary(summary: dict[str, Any], *, fmt: Format) -> None:
     figures += [(f"  {kind}", count) for kind, count in summary["drift"].items()]
     figures += [("fixes queued", summary["fixesEnqueued"]), ("Graph requests", summary["graphRequests"])]
     rows: list[list[Cell]] = [[label, f"{count:,}"] for label, count in figures]
-    title = esc(f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode)")
+    preview = ", dry run: the delta cursor and run history are unchanged" if summary.get("dryRun") else ""
+    title = esc(f"Sweep {summary['runId']} ({summary['read']} read, {summary['mode']} mode{preview})")
     emit("table", title=title, columns=["", "count"], rows=rows)
     if summary["report"]:
         console().print(f"report: blob {esc(summary['report'])}")

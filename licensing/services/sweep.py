@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from licensing.adapters import telemetry
-from licensing.adapters.graph.bulk import BATCH_LIMIT, SWEEP_SELECT, BulkReader, DeltaExpired
+from licensing.adapters.graph.bulk import BATCH_LIMIT, SWEEP_SELECT, BulkReader, DeltaExpired, user_path
+from licensing.adapters.graph.client import ForeignLink
 from licensing.adapters.graph.gateway import GraphGateway
 from licensing.adapters.graph.reads import user_from_json
 from licensing.adapters.storage.sweep_store import (
@@ -44,6 +45,7 @@ class SweepResult:
     mode: Mode
     read: Literal["full", "delta", "skipped"]
     started: datetime
+    dry_run: bool = False  # a preview: the delta state is not moved and no SweepRuns row is written
     ended: datetime | None = None
     read_reason: str = ""  # why a full read ("first run", "delta expired (410 resyncrequired)", ...)
     notes: list[str] = field(default_factory=list)  # what this run could not do, and what that means
@@ -61,6 +63,7 @@ class SweepResult:
         return {
             "runId": self.run_id,
             "mode": self.mode,
+            "dryRun": self.dry_run,
             "read": self.read,
             "readReason": self.read_reason,
             "notes": list(self.notes),
@@ -82,12 +85,20 @@ class SweepResult:
 
 
 async def run_sweep(
-    services: Services, *, mode: Mode | None = None, force_full: bool = False, progress: Progress | None = None
+    services: Services,
+    *,
+    mode: Mode | None = None,
+    force_full: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
 ) -> SweepResult:
-    """One sweep; a second one started while this runs returns at once with ``read == "skipped"``."""
+    """One sweep; a second one started while this runs returns at once with ``read == "skipped"``. ``dry_run`` (the
+    CLI's --dry-run) reports only and keeps the deltaLink, last full read and SweepRuns as they were: the next real
+    run still sees every change the preview saw. Its drift rows and report are written (the summary names it)."""
     settings = services.settings
     started = services.clock()
-    result = SweepResult(uuid.uuid4().hex[:12], mode or settings.sweep_mode, "skipped", started)
+    mode = "report" if dry_run else mode or settings.sweep_mode
+    result = SweepResult(uuid.uuid4().hex[:12], mode, "skipped", started, dry_run=dry_run)
     if not await acquire_lease(services.storage, run_id=result.run_id, now=started):
         log.warning("sweep %s skipped: another sweep holds the lease", result.run_id)
         return result
@@ -138,12 +149,15 @@ async def _sweep(services: Services, result: SweepResult, *, force_full: bool, p
             async for page in reader.delta(link):
                 ids = [u["id"] for u in page if "@removed" not in u and u.get("id")]
                 in_delta.update(ids)
-                await consume(await _read_users(reader, ids))
+                await consume(await _read_users(reader, ids, result))
             next_link = reader.delta_link or link
         except DeltaExpired as exc:
             # Graph forgot the link (tokens last about 7 days): the same run reads every user instead.
             result.read, result.read_reason = "full", exc.message.removeprefix("the users deltaLink has ")
             log.warning("sweep %s: %s; reading every user instead", result.run_id, exc.message)
+        except ForeignLink as exc:  # a planted SweepRuns row gets no token and does not stop the nightly sweep
+            result.read, result.read_reason = "full", "delta link refused: not below LICENSING_GRAPH_URL"
+            result.note(f"{exc.message}; every user was read instead")
     if result.read == "full":
         # Both before the users: changes made during the read show up next time; devices are counted when a user's
         # licenses are assessed.
@@ -152,17 +166,31 @@ async def _sweep(services: Services, result: SweepResult, *, force_full: bool, p
         )
         async for page in reader.users():
             await consume([user_from_json(u) for u in page if u.get("id") not in in_delta])
-    for user, drifts in await check_provisioning(services, reader, resolved):
+    for user, drifts in await check_provisioning(services, reader, resolved, note=result.note):
         await _note(result, writer, fixer, user, drifts, seen=False)
+    await _finish(services, result, reader, writer, fixer, next_link=next_link)
+
+
+async def _finish(
+    services: Services,
+    result: SweepResult,
+    reader: BulkReader,
+    writer: DriftWriter,
+    fixer: PacedSender,
+    *,
+    next_link: str | None,
+) -> None:
+    """Write what is buffered and the report; then, unless a dry run, the delta state and the SweepRuns row."""
     await writer.close()
     await fixer.close()
     result.graph_requests = reader.requests
     result.csv = writer.report.getvalue()
     result.report = await upload_report(services.storage.blobs, result.run_id, result.csv)
     result.ended = services.clock()
-    full_at = result.started if result.read == "full" else None
-    await save_delta_state(services.storage, delta_link=next_link, full_at=full_at)
-    await record_run(services.storage, result.summary(), started=result.started)
+    if not result.dry_run:
+        full_at = result.started if result.read == "full" else None
+        await save_delta_state(services.storage, delta_link=next_link, full_at=full_at)
+        await record_run(services.storage, result.summary(), started=result.started)
     telemetry.swept(result.drift, read=result.read)
     why = f": {result.read_reason}" if result.read_reason else ""
     counts = (result.users_seen, result.users_drifted, result.fixes_enqueued, result.graph_requests)
@@ -223,9 +251,12 @@ async def _note(
         result.fixes_enqueued = fixer.sent
 
 
-async def _read_users(reader: BulkReader, ids: Sequence[str]) -> list[UserFacts]:
+async def _read_users(reader: BulkReader, ids: Sequence[str], result: SweepResult) -> list[UserFacts]:
     """Changed users' full state, 20 per $batch (delta does not carry licenseAssignmentStates)."""
     select = ",".join(SWEEP_SELECT)
-    chunks = [ids[i : i + BATCH_LIMIT] for i in range(0, len(ids), BATCH_LIMIT)]
-    answers = await asyncio.gather(*(reader.batch([f"/users/{u}?$select={select}" for u in c]) for c in chunks))
+    paths = [path for u in ids if (path := user_path(u))]
+    if len(paths) < len(ids):
+        result.note(f"{len(ids) - len(paths)} user id(s) in a delta page are not object ids: not read")
+    chunks = [paths[i : i + BATCH_LIMIT] for i in range(0, len(paths), BATCH_LIMIT)]
+    answers = await asyncio.gather(*(reader.batch([f"{p}?$select={select}" for p in c]) for c in chunks))
     return [user_from_json(body) for answer in answers for status, body in answer if status == 200 and body]

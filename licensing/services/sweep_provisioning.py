@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from licensing.adapters.graph.bulk import BATCH_LIMIT, BulkReader
+from licensing.adapters.graph.bulk import BATCH_LIMIT, BulkReader, user_path
 from licensing.adapters.graph.fallback import observed_from_user_json
 from licensing.adapters.graph.gateway import FALLBACK_SELECT
 from licensing.adapters.graph.reads import observed_from_json
@@ -27,8 +27,9 @@ from licensing.services.context import Services
 log = logging.getLogger(__name__)
 UNSETTLED = ("assigned", "pending", "action-required", "failed")
 BATCHES_IN_FLIGHT = 4
-DETAILS = "/users/{}/licenseDetails?$select=skuId,skuPartNumber,servicePlans"
-PLANS = "/users/{}?$select=" + ",".join(FALLBACK_SELECT)
+DETAILS = "{}/licenseDetails?$select=skuId,skuPartNumber,servicePlans"  # {} is bulk.user_path's /users/...
+PLANS = "{}?$select=" + ",".join(FALLBACK_SELECT)
+SHOWN_KEYS = 3  # refused row keys quoted in the run's note; the rest are counted
 # What an admin does about a plan that waits for them (https://learn.microsoft.com/graph/api/resources/serviceplaninfo).
 ADMIN_FIX = {
     "PendingActivation": "an admin must activate the service (Microsoft 365 admin center, the service's setup)",
@@ -45,16 +46,18 @@ class _Reads:
         self.app_only = False
         self.gate = asyncio.Semaphore(BATCHES_IN_FLIGHT)
 
-    async def chunk(self, user_ids: Sequence[str]) -> dict[str, tuple[ObservedLicense, ...]]:
+    async def chunk(self, users: Mapping[str, str]) -> dict[str, tuple[ObservedLicense, ...]]:
+        """Plan states of up to 20 users, by row key; ``users`` maps each row key to its bulk.user_path."""
+        user_ids, paths = list(users), list(users.values())
         async with self.gate:
             if not self.app_only:
-                answers = await self.reader.batch([DETAILS.format(u) for u in user_ids])
+                answers = await self.reader.batch([DETAILS.format(p) for p in paths])
                 if not any(status == 403 for status, _ in answers):
                     return {u: observed_from_json(b) for u, (s, b) in zip(user_ids, answers, strict=True) if _ok(s, b)}
                 if not self.app_only:
                     log.info("licenseDetails refused (403): reading assignedPlans + provisionedPlans instead")
                 self.app_only = True
-            answers = await self.reader.batch([PLANS.format(u) for u in user_ids])
+            answers = await self.reader.batch([PLANS.format(p) for p in paths])
             return {
                 u: observed_from_user_json(b, self.catalog)
                 for u, (s, b) in zip(user_ids, answers, strict=True)
@@ -63,16 +66,27 @@ class _Reads:
 
 
 async def check_provisioning(
-    services: Services, reader: BulkReader, resolved: ResolvedPolicy
+    services: Services, reader: BulkReader, resolved: ResolvedPolicy, *, note: Callable[[str], None]
 ) -> list[tuple[UserFacts, tuple[Drift, ...]]]:
-    """Users whose plans are in Error, wait for an admin, or still settle past the verification deadline."""
+    """Users whose plans are in Error, wait for an admin, or still settle past the verification deadline.
+
+    A row whose key is neither an object id nor a userPrincipalName is not read (``note`` says so): the key is put
+    into a $batch URL, and a key like ``x/../../users?$filter=`` would otherwise become a different request.
+    """
     rows: dict[str, dict[str, StatusRecord]] = {}
     for outcome in UNSETTLED:
         async for row in services.storage.statuses(outcome=outcome):
             if row.sku != "-":
                 rows.setdefault(row.user_key, {})[row.sku] = row
-    user_ids = sorted(rows)
-    chunks = [user_ids[i : i + BATCH_LIMIT] for i in range(0, len(user_ids), BATCH_LIMIT)]
+    paths = {key: path for key in sorted(rows) if (path := user_path(key))}
+    if refused := [key for key in sorted(rows) if key not in paths]:
+        shown = ", ".join(repr(key[:60]) for key in refused[:SHOWN_KEYS])
+        note(
+            f"provisioning not checked for {len(refused)} LicenseStatus row key(s) that are neither an object id nor "
+            f"a userPrincipalName ({shown}{', ...' if len(refused) > SHOWN_KEYS else ''}): fix or delete those rows"
+        )
+    keys = list(paths)
+    chunks = [{k: paths[k] for k in keys[i : i + BATCH_LIMIT]} for i in range(0, len(keys), BATCH_LIMIT)]
     reads = _Reads(reader, resolved)
     # The first batch alone: if licenseDetails is refused, the others go straight to the app-only read.
     observed = [await reads.chunk(chunks[0])] if chunks else []

@@ -256,16 +256,16 @@ def test_no_role_is_granted_anywhere_else() -> None:
 
 
 def test_graph_permissions_are_two_plus_one_per_optional_feature() -> None:
-    """LicenseAssignment.ReadWrite.All and User.Read.All always; User.ReadWrite.All only when setting usageLocation;
-    DeviceManagementManagedDevices.Read.All only with the device-limit check."""
+    """LicenseAssignment.ReadWrite.All and User.Read.All always; User.ReadWrite.All only when usageLocation writes are
+    allowed; DeviceManagementManagedDevices.Read.All only with the device-limit check."""
     graph = Bicep.load("app/graph-permissions.bicep")
     roles = re.search(
-        r"^var graphAppRoles = concat\((\[[^\]]*\]), setUsageLocation \? (\[[^\]]*\]) : \[\], "
+        r"^var graphAppRoles = concat\((\[[^\]]*\]), allowUsageLocationWrites \? (\[[^\]]*\]) : \[\], "
         r"deviceLimitCheck \? (\[[^\]]*\]) : \[\]\)$",
         graph.text,
         re.M,
     )
-    assert roles, "graphAppRoles must be concat([always], setUsageLocation ? [..] : [], deviceLimitCheck ? [..] : [])"
+    assert roles, "graphAppRoles: concat([always], allowUsageLocationWrites ? [..] : [], deviceLimitCheck ? [..] : [])"
     assert re.findall(r"'([^']+)'", roles[1]) == GRAPH_ROLES
     assert re.findall(r"'([^']+)'", roles[2]) == USAGE_LOCATION_ROLES
     assert re.findall(r"'([^']+)'", roles[3]) == DEVICE_LIMIT_ROLES
@@ -276,14 +276,21 @@ def test_graph_permissions_are_two_plus_one_per_optional_feature() -> None:
 
 
 def test_one_parameter_drives_the_usage_location_setting_and_its_graph_permission() -> None:
-    """setUsageLocation feeds both LICENSING_SET_USAGE_LOCATION and the Graph module, so they cannot disagree."""
+    """allowUsageLocationWrites feeds both LICENSING_SET_USAGE_LOCATION and the Graph module, so they cannot disagree;
+    it is off unless chosen (azd LICENSING_SET_USAGE_LOCATION), so User.ReadWrite.All is never granted by default."""
     main = Bicep.load("main.bicep")
     _, api = main.module("api")
     _, graph = main.module("graphPermissions")
-    assert api["setUsageLocation"] == graph["setUsageLocation"] == "setUsageLocation"
+    assert api["allowUsageLocationWrites"] == graph["allowUsageLocationWrites"] == "allowUsageLocationWrites"
     assert graph["principalId"] == "identity.outputs.principalId"
-    assert app_settings()["LICENSING_SET_USAGE_LOCATION"] == "setUsageLocation ? 'true' : 'false'"
+    assert app_settings()["LICENSING_SET_USAGE_LOCATION"] == "allowUsageLocationWrites ? 'true' : 'false'"
     assert re.search(r"^module graphPermissions '[^']+' = if \(grantGraphPermissions\) \{", main.text, re.M)
+    assert main.params()["allowUsageLocationWrites"] == "false"
+    assert Bicep.load("app/api.bicep").params()["allowUsageLocationWrites"] == "false"
+    assert "setUsageLocation" not in main.text  # one name for the choice, wherever it is made
+    given = json.loads((REPO / "infra" / "main.parameters.json").read_text())["parameters"]
+    assert given["allowUsageLocationWrites"]["value"] == "${LICENSING_SET_USAGE_LOCATION=false}"
+    assert re.search(r'^usage_location="\$\(echo "\$\{usage_location:-false\}"', SCRIPT.read_text(), re.M)
 
 
 def test_one_parameter_drives_the_device_limit_setting_and_its_graph_permission() -> None:
@@ -361,6 +368,22 @@ def test_function_app_is_python_311_on_flex_with_only_the_user_assigned_identity
     assert authentication["type"] == "'UserAssignedIdentity'"
     config = api.entries(api.block(r"\bsiteConfig:\s*\{", within=site_span))
     assert (config["minTlsVersion"], config["ftpsState"]) == ("'1.2'", "'Disabled'")
+
+
+def test_basic_publishing_credentials_are_off_for_ftp_and_scm() -> None:
+    """No user name + password deploys: the site's basic auth policies for FTP and SCM (Kudu) both say allow: false,
+    and nothing else in infra/ sets them (checkov cannot see inside the AVM site module, so this is the check)."""
+    api = Bicep.load("app/api.bicep")
+    site_span = api.block(r"^module api 'x*' = \{")
+    start, end = api.block(r"\bbasicPublishingCredentialsPolicies:\s*\[", within=site_span)
+    policies, i = [], start + 1
+    while (found := api.masked.find("{", i, end)) != -1:
+        span = api.block(r"\{", within=(found, end))
+        policies.append(api.entries(span))
+        i = span[1] + 1
+    assert sorted(policies, key=str) == [{"name": "'ftp'", "allow": "false"}, {"name": "'scm'", "allow": "false"}]
+    mentions = [p for p in (REPO / "infra").rglob("*.bicep") if "basicPublishingCredentialsPolicies" in p.read_text()]
+    assert mentions == [REPO / "infra" / "app" / "api.bicep"]
 
 
 def test_registry_modules_are_pinned_azure_verified_modules() -> None:
@@ -469,19 +492,30 @@ def held_roles(state: dict[str, object]) -> list[str]:
     return sorted(ids[role_id] for role_id, _ in state["held"])  # type: ignore[attr-defined]
 
 
-def test_grant_script_grants_three_roles_once(fake_az: Path) -> None:
-    """A first run grants all three permissions; a second run finds them granted and posts nothing."""
+def test_grant_script_grants_the_two_base_roles_once_and_no_user_write_by_default(fake_az: Path) -> None:
+    """By default the two base permissions only (User.ReadWrite.All is a choice); a second run posts nothing."""
     out, state = run_script(fake_az)
+    assert held_roles(state) == sorted(GRAPH_ROLES)
+    assert out.count(": granted") == 2
+    assert "User.ReadWrite.All" not in out
+    out, state = run_script(fake_az)
+    assert out.count("already granted") == 2
+    assert state["calls"].count("POST") == 2  # type: ignore[attr-defined]
+
+
+def test_grant_script_grants_user_write_only_when_usage_location_writes_are_chosen(fake_az: Path) -> None:
+    """--usage-location true adds User.ReadWrite.All, once."""
+    out, state = run_script(fake_az, "--usage-location", "true")
     assert held_roles(state) == sorted([*GRAPH_ROLES, *USAGE_LOCATION_ROLES])
-    assert out.count(": granted") == 3
-    out, state = run_script(fake_az)
+    assert "User.ReadWrite.All: granted" in out
+    out, state = run_script(fake_az, "--usage-location", "true")
     assert out.count("already granted") == 3
     assert state["calls"].count("POST") == 3  # type: ignore[attr-defined]
 
 
 def test_grant_script_without_usage_location_prunes_user_write(fake_az: Path) -> None:
     """With usage-location writing off, --prune removes User.ReadWrite.All; without --prune it is only reported."""
-    run_script(fake_az)
+    run_script(fake_az, "--usage-location", "true")
     out, state = run_script(fake_az, "--usage-location", "false")
     assert "User.ReadWrite.All: held but not needed" in out
     assert "User.ReadWrite.All" in held_roles(state)
@@ -494,7 +528,7 @@ def test_grant_script_without_usage_location_prunes_user_write(fake_az: Path) ->
 
 def test_grant_script_dry_run_changes_nothing(fake_az: Path) -> None:
     """--dry-run says what it would grant and leaves the tenant as it was."""
-    out, state = run_script(fake_az, "--dry-run")
+    out, state = run_script(fake_az, "--dry-run", "--usage-location", "true")
     assert out.count("would grant") == 3
     assert state["held"] == []
 
@@ -505,6 +539,6 @@ def test_grant_script_grants_the_device_permission_only_with_the_device_limit_ch
     assert "DeviceManagementManagedDevices.Read.All" not in held_roles(state)
     out, state = run_script(fake_az, "--device-limit", "true")
     assert "DeviceManagementManagedDevices.Read.All: granted" in out
-    assert held_roles(state) == sorted([*GRAPH_ROLES, *USAGE_LOCATION_ROLES, *DEVICE_LIMIT_ROLES])
+    assert held_roles(state) == sorted([*GRAPH_ROLES, *DEVICE_LIMIT_ROLES])
     out, _ = run_script(fake_az, "--device-limit", "false")
     assert "DeviceManagementManagedDevices.Read.All: held but not needed" in out

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -19,8 +21,9 @@ from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
+from licensing.adapters.graph.client import require_graph_url
 from licensing.adapters.graph.gateway import RAW_ERRORS, USER_SELECT, GraphGateway, call
-from licensing.adapters.graph.reads import sku_from_json
+from licensing.adapters.graph.reads import odata_key, sku_from_json
 from licensing.adapters.graph.telemetry import graph_route
 from licensing.adapters.telemetry import catalog_read, throttled
 from licensing.core.drift import DeviceTally
@@ -37,10 +40,30 @@ DEVICE_PAGE = 1000  # managedDevices honours $top up to 1000
 # https://learn.microsoft.com/graph/delta-query-overview: a stale token answers 410 Gone (resyncRequired, with a
 # Location to start over) or, on older deployments, 400 syncStateNotFound; either way: read everything again.
 EXPIRED_DELTA_CODES = frozenset({"resyncrequired", "syncstatenotfound"})
+# A userPrincipalName as Entra allows it (https://learn.microsoft.com/entra/identity/authentication/concept-sspr-policy,
+# "Username policies"): up to 64 of A-Z a-z 0-9 ' . - _ ! # ^ ~ (and `$`, Graph's `$` UPNs: reads.odata_key), an @,
+# up to 48 characters of DNS name. Anything else - a slash, ?, %, whitespace - is not a user and never enters a URL.
+_GUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+_UPN = re.compile(r"[A-Za-z0-9'.\-_!#^~$]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,46}[A-Za-z0-9])?")
 
 
 class DeltaExpired(LicensingError):
     """The stored deltaLink is no longer valid: the sweep must read every user instead."""
+
+
+def user_path(user: str) -> str | None:
+    """``/users/{object id}`` or ``/users/{url-encoded UPN}`` (``/users('$x@...')`` for a `$` UPN) for a $batch
+    sub-request; None when ``user`` is neither an object id (a GUID) nor a userPrincipalName. Pure.
+
+    Keys read back from storage are data, not paths: ``x/../../users?$filter=`` must not become another request.
+    """
+    if _GUID.fullmatch(user):
+        return f"/users/{user.lower()}"
+    if not _UPN.fullmatch(user):
+        return None
+    if user.startswith("$"):
+        return f"/users{odata_key(user)}"
+    return "/users/" + quote(user, safe="@!$'~-._")  # a guest's #EXT# travels as %23EXT%23
 
 
 class BulkReader:
@@ -58,6 +81,10 @@ class BulkReader:
         raw = await call(what, _expired_as_delta_expired(pending) if delta else pending)
         page: dict[str, Any] = json.loads(raw) if raw else {}
         return page
+
+    def _follow(self, link: str, what: str) -> RequestInformation:
+        """GET a link Graph gave us (or we stored): only below the configured Graph base URL (ForeignLink)."""
+        return self._get(require_graph_url(link, self._adapter.base_url, what=what))
 
     def _get(self, url: str) -> RequestInformation:
         info = RequestInformation(Method.GET)
@@ -77,7 +104,8 @@ class BulkReader:
             while pending is not None:
                 page = await pending
                 link = page.get("@odata.nextLink")
-                pending = asyncio.ensure_future(self._send("list users", self._get(link))) if link else None
+                follow = self._follow(link, "the users list's @odata.nextLink") if link else None
+                pending = asyncio.ensure_future(self._send("list users", follow)) if follow else None
                 yield page.get("value") or []
         finally:
             if pending is not None and not pending.done():
@@ -100,33 +128,36 @@ class BulkReader:
         link = page.get("@odata.deltaLink")
         if not isinstance(link, str):
             raise TransientError("Graph returned no @odata.deltaLink for $deltatoken=latest")
-        return link
+        return require_graph_url(link, base, what="the new users @odata.deltaLink")
 
     async def delta(self, link: str) -> AsyncIterator[list[dict[str, Any]]]:
         """Users changed since ``link``, page by page; afterwards ``delta_link`` holds the next starting point.
 
-        Raises DeltaExpired when Graph no longer knows the link (or a page's skip token).
+        Raises DeltaExpired when Graph no longer knows the link (or a page's skip token), ForeignLink when the link,
+        a page's nextLink or the new deltaLink points anywhere but the Graph base URL (nothing is sent there).
         """
-        url: str | None = link
-        while url:
-            page = await self._send("read users delta", self._get(url), delta=True)
+        request = self._follow(link, "the stored users deltaLink")
+        while request:
+            page = await self._send("read users delta", request, delta=True)
             yield page.get("value") or []
             url = page.get("@odata.nextLink")
-            if not url:
-                self.delta_link = page.get("@odata.deltaLink")
+            request = self._follow(url, "a users delta @odata.nextLink") if url else None
+            if not url and (new := page.get("@odata.deltaLink")):
+                self.delta_link = require_graph_url(new, self._adapter.base_url, what="the new users @odata.deltaLink")
 
     async def devices_per_user(self, tally: DeviceTally) -> None:
         """Count every Intune managed device into ``tally`` by its userId, page by page (1,000 a page, only id and
         userId selected; a page is dropped once counted). AccessDenied without DeviceManagementManagedDevices.Read.All.
         """
         base = self._adapter.base_url.rstrip("/")
-        url: str | None = f"{base}/deviceManagement/managedDevices?$select=id,userId&$top={DEVICE_PAGE}"
-        while url:
-            page = await self._send("read managed devices", self._get(url))
+        request = self._get(f"{base}/deviceManagement/managedDevices?$select=id,userId&$top={DEVICE_PAGE}")
+        while request:
+            page = await self._send("read managed devices", request)
             for device in page.get("value") or []:
                 if device.get("userId"):  # a device without a primary user (kiosk, shared) counts for no one
                     tally.add(str(device["userId"]))
             url = page.get("@odata.nextLink")
+            request = self._follow(url, "the managed devices @odata.nextLink") if url else None
 
     async def batch(self, paths: Sequence[str]) -> list[tuple[int, Any]]:
         """GET up to 20 relative paths in one POST /$batch; (status, body) per path, in the order of ``paths``.
@@ -137,6 +168,8 @@ class BulkReader:
         """
         if len(paths) > BATCH_LIMIT:
             raise ValueError(f"$batch takes at most {BATCH_LIMIT} requests")
+        if unsafe := [p for p in paths if not _relative_path(p)]:  # a caller's bug: build user paths with user_path
+            raise ValueError(f"$batch takes relative Graph paths only, not {unsafe[0][:80]!r}")
         results: dict[str, tuple[int, Any]] = {}
         todo = {str(i): p for i, p in enumerate(paths)}
         for attempt in range(BATCH_RETRIES + 1):
@@ -179,6 +212,18 @@ async def _expired_as_delta_expired(pending: Any) -> Any:  # noqa: ANN401  # the
         if exc.response_status_code == 410 or (exc.response_status_code == 400 and code in EXPIRED_DELTA_CODES):
             raise DeltaExpired(f"the users deltaLink has expired ({exc.response_status_code} {code})") from None
         raise
+
+
+def _relative_path(path: str) -> bool:
+    """``/users/...``: no scheme or host, fragment, dot segment or backslash that could make it another request."""
+    route = path.split("?", 1)[0]
+    return (
+        path.startswith("/")
+        and not path.startswith("//")
+        and "#" not in path
+        and "\\" not in path
+        and ("/../" not in f"{route}/" and "/./" not in f"{route}/")
+    )
 
 
 def _retry_after(headers: Mapping[str, Any]) -> float:

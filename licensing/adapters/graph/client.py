@@ -1,5 +1,5 @@
 """Builds the GraphServiceClient: credential from settings, the SDK's middleware with our retry policy and our
-telemetry."""
+telemetry, and the rule that the Graph token goes to the configured Graph host and nowhere else."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from kiota_http.kiota_client_factory import KiotaClientFactory
-from kiota_http.middleware import RetryHandler
+from kiota_http.middleware import BaseMiddleware, RetryHandler
 from kiota_http.middleware.options import RetryHandlerOption, UrlReplaceHandlerOption
 from kiota_http.observability_options import ObservabilityOptions
 from msgraph import GraphRequestAdapter, GraphServiceClient
@@ -21,7 +21,8 @@ from msgraph_core import GraphClientFactory
 from msgraph_core.middleware import GraphTelemetryHandler
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
-from licensing.adapters.graph.telemetry import GraphCallTelemetry, graph_route
+from licensing.adapters.graph.telemetry import DEFAULT_PORTS, GraphCallTelemetry, graph_route
+from licensing.core.errors import PermanentError
 from licensing.settings import GRAPH_RETRY_WAIT_CAP, Settings
 
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -40,6 +41,59 @@ GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
 MAX_RETRIES = 3
 RETRY_WINDOW = 30.0
 _FIRST_ATTEMPT = "licensing.first_attempt"  # httpx request extension: monotonic time of the first attempt
+
+
+class ForeignLink(PermanentError):
+    """A URL the app was about to call that is not below the configured Graph base URL (LICENSING_GRAPH_URL)."""
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or DEFAULT_PORTS.get(scheme, 0)
+
+
+def _refused(url: httpx.URL, base: httpx.URL, what: str) -> ForeignLink:
+    host = url.netloc.decode(errors="replace")  # host and port only: never the userinfo, nor path and query
+    where = f"{url.scheme}://{host}" if host else "a URL without a host"
+    graph = f"{base.scheme}://{base.netloc.decode()}{base.path.rstrip('/')}/"
+    return ForeignLink(
+        f"refused to follow {what} to {where}: only {graph} is Microsoft Graph (LICENSING_GRAPH_URL), "
+        "and the Graph token goes nowhere else"
+    )
+
+
+def require_graph_url(link: str, base_url: str, *, what: str) -> str:
+    """``link`` when it has the base URL's scheme, host and port and a path below its path (``/v1.0/...``);
+    otherwise ForeignLink naming the host. Links Graph hands back (@odata.nextLink, @odata.deltaLink) and links
+    read back from storage are followed with the app's token, so each is checked before it is. Pure."""
+    base = httpx.URL(base_url)
+    try:
+        url = httpx.URL(link)
+    except (httpx.InvalidURL, TypeError):
+        raise ForeignLink(f"refused to follow {what}: not a URL") from None
+    below = url.path.startswith(base.path.rstrip("/") + "/") and "/../" not in f"{url.path}/"
+    if _origin(url) != _origin(base) or url.userinfo or not below:
+        raise _refused(url, base, what)
+    return link
+
+
+class GraphOriginGuard(BaseMiddleware):  # type: ignore[misc]  # kiota_http is untyped for mypy (skipped)
+    """No request, a redirect included, leaves for another origin than the Graph base URL's.
+
+    The auth provider's allowed hosts compare the host name only (kiota's AllowedHostsValidator): another port on
+    the same host would still be given the token. This compares scheme, host and port, below every other handler.
+    """
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self._base = httpx.URL(base_url)
+
+    async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+        """Refuse a foreign origin before anything is sent; otherwise pass the request on."""
+        if _origin(request.url) != _origin(self._base):
+            raise _refused(request.url, self._base, f"a {request.method} request")
+        response: httpx.Response = await super().send(request, transport)
+        return response
 
 
 class Closable(Protocol):
@@ -99,7 +153,11 @@ def build_client(settings: Settings) -> tuple[GraphServiceClient, httpx.AsyncCli
         GraphRetryHandler(retry) if isinstance(m, RetryHandler) else m
         for m in KiotaClientFactory.get_default_middleware(options)
     ]
-    middleware += [GraphTelemetryHandler(options=options[GraphTelemetryHandlerOption.get_key()]), GraphCallTelemetry()]
+    middleware += [
+        GraphTelemetryHandler(options=options[GraphTelemetryHandlerOption.get_key()]),
+        GraphOriginGuard(settings.graph_url),
+        GraphCallTelemetry(),
+    ]
     client = GraphClientFactory.create_with_custom_middleware(middleware, client=http)
     provider, credential = _auth_provider(settings)
     adapter = GraphRequestAdapter(provider, client=client)
@@ -119,4 +177,12 @@ def _auth_provider(settings: Settings) -> tuple[AuthenticationProvider, Closable
         from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415  # admins' machines
 
         credential = DefaultAzureCredential()  # type: ignore[assignment]  # both are AsyncTokenCredential
-    return AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_SCOPES), credential
+    # Without allowed_hosts kiota asks the credential for a token for any URL it is handed (an empty list allows
+    # every host): a tenant-wide token must go only to the Graph host LICENSING_GRAPH_URL names.
+    provider = AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_SCOPES, allowed_hosts=graph_hosts(settings))
+    return provider, credential
+
+
+def graph_hosts(settings: Settings) -> list[str]:
+    """The hosts the Graph token may be sent to: exactly the host of LICENSING_GRAPH_URL."""
+    return [httpx.URL(settings.graph_url).host.lower()]

@@ -26,7 +26,7 @@ from msgraph.generated.users.item.license_details.license_details_request_builde
 )
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
-from licensing.adapters.graph.client import Closable, build_client
+from licensing.adapters.graph.client import Closable, ForeignLink, build_client
 from licensing.adapters.graph.fallback import observed_from_user_json
 from licensing.adapters.graph.reads import observed_from_json, odata_key, sku_from_json, user_from_json
 from licensing.adapters.graph.telemetry import graph_call
@@ -201,6 +201,8 @@ async def call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's ret
             return await pending
         except APIError as exc:
             raise span.failed(translate(exc, what)) from None
+        except ForeignLink as exc:  # the client refused to send it (client.GraphOriginGuard): already our error
+            raise span.failed(exc) from None
         except ClientAuthenticationError as exc:
             # No token: IMDS not reachable yet, or an admin who has not run `az login`. Retrying may help.
             no_token = TransientError(
