@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -66,6 +68,7 @@ SETTING_NAMES: tuple[str, ...] = (
     "LICENSING_GRAPH_URL",
     "LICENSING_GRAPH_AUTH",
     "AZURE_CLIENT_ID",
+    "LICENSING_TENANT_ID",
     "GRAPH_NOTIFICATION_URL",
     "GRAPH_LIFECYCLE_URL",
     "SWEEP_SCHEDULE",
@@ -81,8 +84,46 @@ class SettingsError(PermanentError):
     """A setting is missing or invalid; the message names it and says how to fix it."""
 
 
-@dataclass(frozen=True, slots=True)
-class StorageSettings:
+REDACTED = "<redacted>"
+# Secret parts of connection strings (storage keys and SAS, App Insights keys) and of URLs (?code= function keys,
+# SAS tokens in service URIs): the part is kept, so a log still shows which account or endpoint was meant.
+_SECRET_PAIR = re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|InstrumentationKey|sig)=[^;&\s]*")
+_QUERY = re.compile(r"\?[^\s;]*")
+
+
+def redact(text: str) -> str:
+    """Text with the secret parts of connection strings and every URL query string replaced."""
+    return _QUERY.sub("?" + REDACTED, _SECRET_PAIR.sub(lambda m: f"{m.group(1)}={REDACTED}", text))
+
+
+class _Redacted:
+    """repr/str that never show a secret: fields marked secret show as redacted, other text has its keys masked.
+
+    Settings end up in logs and tracebacks (repr of Services, a failed assertion, a debugger): the storage key and
+    the notification URLs' function keys must not go with them.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                text = repr(REDACTED)
+            else:
+                text = repr(redact(value) if isinstance(value, str) else value)
+            shown.append(f"{f.name}={text}")
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    __str__ = __repr__
+
+
+SECRET = {"secret": True}
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class StorageSettings(_Redacted):
     """Either a connection string or identity-based service URIs (``AzureWebJobsStorage__*``)."""
 
     connection_string: str | None = None
@@ -92,8 +133,8 @@ class StorageSettings:
     client_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+@dataclass(frozen=True, slots=True, repr=False)
+class Settings(_Redacted):
     """Every setting the app reads. Build it with :meth:`from_env`."""
 
     storage: StorageSettings | None
@@ -101,6 +142,8 @@ class Settings:
     graph_url: str = "https://graph.microsoft.com/v1.0"
     graph_auth: GraphAuth = "managed-identity"
     graph_client_id: str | None = None
+    # The directory this app serves: Graph notifications from any other tenant are ignored (None: not checked).
+    tenant_id: str | None = None
     graph_timeout_seconds: float = 30.0
     graph_retry_delay_seconds: float = 3.0
     set_usage_location: bool = True
@@ -112,13 +155,13 @@ class Settings:
     blocked_max_attempts: int = 8
     not_found_retry_seconds: int = 120
     not_found_max_attempts: int = 3
-    hr_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    hr_webhook_secrets: tuple[str, ...] = field(default=(), metadata=SECRET)
     hr_hire_lead_hours: int = 0
     hr_leaver_grace_days: int = 0
     hr_timezone: str = "UTC"
     graph_notification_url: str | None = None
     graph_lifecycle_url: str | None = None
-    graph_client_state: str | None = field(default=None, repr=False)
+    graph_client_state: str | None = field(default=None, metadata=SECRET)
     sweep_schedule: str = "0 0 2 * * *"
     sweep_mode: Literal["report", "remediate"] = "report"
     sweep_full_every_days: int = 7
@@ -128,7 +171,7 @@ class Settings:
     low_seat_threshold: int = 5
     # The sweep's full reads count Intune managed devices per user (needs DeviceManagementManagedDevices.Read.All).
     device_limit_check: bool = False
-    appinsights_connection_string: str | None = field(default=None, repr=False)
+    appinsights_connection_string: str | None = field(default=None, metadata=SECRET)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -180,6 +223,7 @@ class Settings:
             graph_url=graph_url,
             graph_auth=auth,
             graph_client_id=env.get("AZURE_CLIENT_ID") or None,
+            tenant_id=_tenant_id(env),
             # Two secrets at once so the HR system can rotate without downtime: new first, previous second.
             hr_webhook_secrets=tuple(s for s in (_secret(env, n) for n in SECRET_SETTINGS[:2]) if s),
             graph_notification_url=_secret(env, "GRAPH_NOTIFICATION_URL"),  # carry a function key: Key Vault
@@ -216,6 +260,18 @@ def _storage(env: Mapping[str, str]) -> StorageSettings | None:
             client_id=env.get(f"{STORAGE_SETTING}__clientId") or None,
         )
     return None
+
+
+def _tenant_id(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("LICENSING_TENANT_ID") or "").strip()
+    if not raw:
+        return None
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise SettingsError(
+            f"LICENSING_TENANT_ID={raw!r} is not a tenant id; use the directory's GUID (Entra ID > Overview)"
+        ) from None
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:

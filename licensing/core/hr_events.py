@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from licensing.core.messages import UnreadableJson, load_json
 
 MAX_EVENTS = 500
 Text = Annotated[str, Field(min_length=1, max_length=256)]
@@ -86,8 +87,8 @@ class PayloadInvalid(Exception):  # becomes the 400 response
 def parse_events(body: bytes) -> list[HrEvent]:
     """One event or a batch; PayloadInvalid lists every problem with where it is."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = load_json(body)
+    except UnreadableJson as exc:
         raise PayloadInvalid([{"loc": "(body)", "msg": f"not valid JSON: {exc}"}]) from None
     if not isinstance(data, dict):
         raise PayloadInvalid([{"loc": "(body)", "msg": 'expected an event object or {"events": [...]}'}])

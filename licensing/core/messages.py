@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Literal, TypeVar
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from licensing.core.errors import InvalidRequest
+from licensing.core.records import utcnow
 
 MAX_MESSAGE_BYTES = 32 * 1024  # a real request is < 2 KiB; the queue's own limit is 64 KiB after base64
+# issuedAt decides whether an HR request outranks a leaver's tombstone: a date in the future would outrank every
+# later terminate too. Producers stamp it when they decide, so only clock drift between instances is tolerated.
+ISSUED_AT_SKEW = timedelta(minutes=5)
 
 Source = Literal["hr", "graph", "manual", "sweep"]
 Short = Annotated[str, Field(min_length=1, max_length=256)]
@@ -47,6 +52,15 @@ class OnboardRequest(_Message):
         description="set by the app: times this request waited for a usage location it set to replicate",
     )
 
+    @field_validator("issued_at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime | None) -> datetime | None:
+        # The clock is read here rather than passed in: every caller validates a message the moment it arrives.
+        if value is not None and value - utcnow() > ISSUED_AT_SKEW:
+            minutes = int(ISSUED_AT_SKEW.total_seconds() // 60)
+            raise ValueError(f"is in the future; at most {minutes} minutes ahead of this app's clock is allowed")
+        return value
+
 
 class VerifyLicense(_Message):
     """One SKU as it was assigned: the plans that must be Disabled."""
@@ -73,14 +87,38 @@ class VerifyRequest(_Message):
 M = TypeVar("M", bound=_Message)
 
 
+class UnreadableJson(ValueError):
+    """json.loads gave up: the text says why in words safe to show the sender (no payload echoed)."""
+
+
+def load_json(body: bytes | str) -> Any:  # noqa: ANN401  # JSON
+    """json.loads for text from outside: every way it can fail becomes UnreadableJson.
+
+    Besides malformed text, json.loads raises RecursionError for arrays or objects nested about a thousand deep,
+    and a bare ValueError for an integer over Python's 4,300-digit conversion limit: neither is a JSONDecodeError.
+    """
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise UnreadableJson("nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise UnreadableJson(str(exc)) from None
+    except UnicodeDecodeError:
+        raise UnreadableJson("not UTF-8 text") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise UnreadableJson(f"a value cannot be read: {str(exc).split(':')[0]}") from None
+    except TypeError:
+        raise UnreadableJson("not text") from None
+
+
 def parse_message(body: bytes | str, model: type[M]) -> M:
     """Decode and validate a queue message; InvalidRequest names each problem and where it is."""
     size = len(body.encode() if isinstance(body, str) else body)
     if size > MAX_MESSAGE_BYTES:
         raise InvalidRequest(f"message is {size:,} bytes; the limit is {MAX_MESSAGE_BYTES:,} bytes")
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = load_json(body)
+    except UnreadableJson as exc:
         raise InvalidRequest(f"message is not valid JSON ({exc}); send a JSON object") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"message must be a JSON object, not {type(data).__name__}")
@@ -94,10 +132,10 @@ def parse_message(body: bytes | str, model: type[M]) -> M:
 
 
 def peek_identity(body: bytes | str) -> tuple[str | None, str | None]:
-    """Best-effort (user, requestId) from a message that may not validate, so rejects say who."""
+    """Best-effort (user, requestId) from a message that may not validate, so rejects say who. Never raises."""
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
+        data = load_json(body)
+    except UnreadableJson:
         return None, None
     if not isinstance(data, dict):
         return None, None

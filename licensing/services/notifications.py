@@ -1,22 +1,47 @@
-"""Graph change notifications for users: validation handshake, clientState check, one request per user."""
+"""Graph change notifications for users: validation handshake, scope checks, one request per user, acked in time."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
+import unicodedata
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from licensing.core.errors import TransientError
+from licensing.core.messages import UnreadableJson, load_json
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.services.context import Services
-from licensing.services.reply import Reply
+from licensing.services.reply import Reply, error
 
 log = logging.getLogger(__name__)
-MAX_NOTIFICATION_BYTES = 4 * 1024 * 1024
-mismatched_client_state = 0  # per worker, for the log line: mismatches are dropped, never acted on
+MAX_NOTIFICATION_BYTES = 1024 * 1024  # a full batch of user notifications is ~600 KiB
+# Graph's docs name no batch size. Past this, refuse the POST rather than spend Graph's 3 s on it (Graph redelivers
+# for 4 hours; the nightly sweep reads every user anyway).
+MAX_ITEMS = 1000
+SEND_CONCURRENCY = 32  # queue sends in flight per POST: 1,000 users queue in well under a second
+DEADLINE_SECONDS = 2.0  # Graph wants a 2xx within 3 s: no send starts after this; the rest is redelivered after a 503
+# Sends already under way get this much longer: one cut off mid-flight may have reached the queue, and then the
+# redelivery queues it again (harmless, see below, but a Graph read).
+SEND_GRACE_SECONDS = 0.5
+RETRY_AFTER_SECONDS = 5
+MAX_VALIDATION_TOKEN = 1024  # Graph's token is opaque text, far shorter than this
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # the echoed token is never sniffed into HTML by a browser
+# The same notification again within this window is not queued twice. Kept per process, in memory: a duplicate
+# costs no license change (onboarding takes a per-user lease, skips the echo of its own writes and writes only what
+# the policy changes), only a Graph read, so this saves redeliveries' reads; a storage-backed record would spend a
+# write per item of Graph's 3 s and need cleaning up. Short, because an identical item without Graph's own id may
+# be a second real change of that user: one that waits for the nightly sweep, as inside onboarding's echo window.
+REPLAY_WINDOW_SECONDS = 120.0
+REPLAY_MEMORY = 20_000
+refused_items = 0  # per worker, for the log line: items from outside our scope are dropped, never acted on
 
 
 def same_secret(given: str, expected: str) -> bool:
@@ -27,60 +52,210 @@ def same_secret(given: str, expected: str) -> bool:
 def validation_reply(params: Mapping[str, str]) -> Reply | None:
     """Graph's handshake: echo ?validationToken as text/plain within 10 s (no body parsing, no storage)."""
     token = params.get("validationToken")
-    return Reply(200, token, "text/plain") if token is not None else None
+    if token is None:
+        return None
+    if len(token) > MAX_VALIDATION_TOKEN or any(unicodedata.category(c) == "Cc" for c in token):
+        problem = f"validationToken must be at most {MAX_VALIDATION_TOKEN:,} characters without control characters"
+        return Reply(400, {"error": problem}, headers=NOSNIFF)
+    return Reply(200, token, "text/plain", headers=NOSNIFF)
 
 
-def user_changes(payload: Any, client_state: str | None) -> tuple[list[str], int, int]:  # noqa: ANN401  # JSON
-    """(user ids to re-evaluate, items with a wrong clientState, items ignored). Pure."""
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What makes an item ours: the clientState, and (when known) our tenant and our subscriptions."""
+
+    client_state: str | None
+    tenant_id: str | None = None  # None: not checked (LICENSING_TENANT_ID unset)
+    subscriptions: frozenset[str] | None = None  # None: none recorded yet, not checked
+
+    def refuses(self, item: Mapping[str, Any]) -> str | None:
+        """Why the item is not ours ("clientState", "tenantId", "subscriptionId"), or None."""
+        given = item.get("clientState")
+        if not self.client_state or not isinstance(given, str) or not same_secret(given, self.client_state):
+            return "clientState"
+        # Graph names the tenant tenantId in change notifications; some lifecycle ones carry organizationId.
+        tenant = item.get("tenantId") or item.get("organizationId")
+        if self.tenant_id is not None and (not isinstance(tenant, str) or tenant.lower() != self.tenant_id):
+            return "tenantId"
+        subscription = item.get("subscriptionId")
+        if self.subscriptions is not None and (
+            not isinstance(subscription, str) or subscription not in self.subscriptions
+        ):
+            return "subscriptionId"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """A notification batch read: per user the items naming them (by replay key), and what was dropped."""
+
+    users: dict[str, list[str]] = field(default_factory=dict)
+    mismatched: int = 0  # wrong clientState
+    foreign: int = 0  # another tenant or a subscription that is not ours
+    ignored: int = 0  # not a user change we act on
+
+
+def batch_items(payload: Any) -> list[Any]:  # noqa: ANN401  # JSON
+    """The items of a notification batch: TypeError if it is not one, OverflowError past MAX_ITEMS."""
     items = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(items, list):
         raise TypeError('expected {"value": [...]}')
-    users: list[str] = []
-    mismatched = ignored = 0
+    if len(items) > MAX_ITEMS:
+        raise OverflowError(f"{len(items):,} notifications in one request; the limit is {MAX_ITEMS:,}")
+    return items
+
+
+def read_changes(items: list[Any], scope: Scope) -> Changes:
+    """The users to re-evaluate, each once, with every item's replay key, and what was dropped. Pure."""
+    changes = Changes()
+    mismatched = foreign = ignored = 0
     for item in items:
         if not isinstance(item, dict):
             ignored += 1
             continue
-        given = item.get("clientState")
-        if not client_state or not isinstance(given, str) or not same_secret(given, client_state):
-            mismatched += 1
+        if (why := scope.refuses(item)) is not None:
+            mismatched += why == "clientState"
+            foreign += why != "clientState"
             continue
-        data = item.get("resourceData")
-        user_id = (data.get("id") if isinstance(data, dict) else None) or str(item.get("resource", "")).rpartition("/")[
-            2
-        ]
+        data, resource = item.get("resourceData"), item.get("resource")
+        user_id = (data.get("id") if isinstance(data, dict) else None) or (
+            resource.rpartition("/")[2] if isinstance(resource, str) else None
+        )
         # users have no "created" change type: a new user arrives as "updated", and onboarding decides
         # from the policy whether it lacks a license. "deleted" users free their licenses with them.
-        if item.get("changeType") in {"updated", "created"} and isinstance(user_id, str) and user_id:
-            users.append(user_id)
+        # a tuple, not a set: a list where a string belongs must be ignored, not raise "unhashable"
+        if item.get("changeType") in ("updated", "created") and isinstance(user_id, str) and 0 < len(user_id) <= 256:
+            changes.users.setdefault(user_id, []).append(replay_key(item))
         else:
             ignored += 1
-    return list(dict.fromkeys(users)), mismatched, ignored
+    return Changes(changes.users, mismatched, foreign, ignored)
+
+
+def replay_key(item: Mapping[str, Any]) -> str:
+    """The same notification delivered again has the same key: Graph's own id for it, else all of its content."""
+    own_id = item.get("id")
+    basis: Any = (
+        [item.get("subscriptionId"), item.get("resource"), item.get("changeType"), own_id]
+        if isinstance(own_id, str) and own_id
+        else item
+    )
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class RecentlyQueued:
+    """Replay keys queued in the last REPLAY_WINDOW_SECONDS (oldest forgotten first past REPLAY_MEMORY)."""
+
+    def __init__(self) -> None:
+        self._until: OrderedDict[str, float] = OrderedDict()
+
+    def seen(self, key: str, now: float) -> bool:
+        """Whether this key was queued inside the window."""
+        return self._until.get(key, 0.0) > now
+
+    def add(self, keys: Iterable[str], now: float) -> None:
+        """Remember keys just queued."""
+        for key in keys:
+            self._until[key] = now + REPLAY_WINDOW_SECONDS
+            self._until.move_to_end(key)
+        while len(self._until) > REPLAY_MEMORY:
+            self._until.popitem(last=False)
+
+
+# One memory per storage account object, so a rebuilt composition root (tests, a new event loop) starts afresh.
+_recent: weakref.WeakKeyDictionary[object, RecentlyQueued] = weakref.WeakKeyDictionary()
 
 
 async def receive_notifications(params: Mapping[str, str], body: bytes, services: Services) -> Reply:
-    """Enqueue an onboarding request per changed user and answer 202 (Graph wants an answer within 3 s)."""
-    global mismatched_client_state  # noqa: PLW0603  # a process-wide counter, like a metric
+    """Enqueue an onboarding request per changed user: 202 within Graph's 3 s, or 503 for Graph to redeliver."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_SECONDS
     if (handshake := validation_reply(params)) is not None:
         return handshake
+    items = _batch(body)
+    if isinstance(items, Reply):
+        return items
+    # The subscriptions module loads the Graph SDK, which the validation handshake (sharing this module) must not.
+    from licensing.services.subscriptions import scope_of  # noqa: PLC0415
+
+    try:  # one storage read; a hung one must not hold Graph's answer past the deadline either
+        scope = await asyncio.wait_for(scope_of(services), timeout=max(0.0, deadline - loop.time()))
+    except TimeoutError:
+        raise TransientError("storage did not answer in time to check the notification's subscription") from None
+    changes = read_changes(items, scope)
+    _note_refused(changes)
+    recent = _recent.setdefault(services.storage, RecentlyQueued())
+    fresh = {u: keys for u, keys in changes.users.items() if not all(recent.seen(k, loop.time()) for k in keys)}
+    queued = await _enqueue(fresh, services, deadline)
+    for user in queued:
+        recent.add(fresh[user], loop.time())
+    answer = {
+        "queued": len(queued),
+        "duplicates": len(changes.users) - len(fresh),
+        "clientStateMismatches": changes.mismatched,
+        "foreign": changes.foreign,
+        "ignored": changes.ignored,
+    }
+    if len(queued) == len(fresh):
+        return Reply(202, answer)
+    # Graph redelivers the whole batch: what was queued is then a duplicate, the rest is queued then.
+    retry = {**answer, "error": "not every change could be queued in time; retry", "retry": len(fresh) - len(queued)}
+    return Reply(503, retry, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _batch(body: bytes) -> list[Any] | Reply:
+    """The items of the batch, or the 4xx answer saying why there are none."""
     if len(body) > MAX_NOTIFICATION_BYTES:
-        return Reply(413, {"error": "notification batch too large"})
+        return error(413, f"notification batch is {len(body):,} bytes; the limit is {MAX_NOTIFICATION_BYTES:,}")
     try:
-        users, mismatched, ignored = user_changes(json.loads(body), services.settings.graph_client_state)
-    except (ValueError, TypeError) as exc:
-        return Reply(400, {"error": f"not a Graph notification: {exc}"})
-    if mismatched:
-        mismatched_client_state += mismatched
+        return batch_items(load_json(body))
+    except UnreadableJson as exc:
+        return error(400, f"not a Graph notification: not valid JSON ({exc})")
+    except OverflowError as exc:
+        return error(413, str(exc))
+    except TypeError as exc:
+        return error(400, f"not a Graph notification: {exc}")
+
+
+async def _enqueue(users: Mapping[str, Any], services: Services, deadline: float) -> list[str]:
+    """Send one request per user, SEND_CONCURRENCY at a time, none started after the deadline; the users queued."""
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def one(user: str) -> None:
+        async with gate:
+            if loop.time() >= deadline:
+                raise TimeoutError  # not sent: Graph's redelivery will
+            request_id = f"graph-{user}-{uuid.uuid4().hex[:12]}"
+            message = {"user": user, "source": "graph", "requestId": request_id}
+            await services.storage.send(LICENSE_REQUESTS_QUEUE, message)
+
+    tasks = {user: asyncio.ensure_future(one(user)) for user in users}
+    if not tasks:
+        return []
+    # The storage SDK retries a dead service for over a minute: answer in time and let Graph's redelivery finish.
+    _, late = await asyncio.wait(tasks.values(), timeout=max(0.0, deadline + SEND_GRACE_SECONDS - loop.time()))
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.wait(late)
+    queued = []
+    for user, task in tasks.items():
+        failure = None if task.cancelled() else task.exception()
+        if not task.cancelled() and failure is None:
+            queued.append(user)
+        elif failure is not None and not isinstance(failure, TransientError | TimeoutError):
+            log.error("queueing a Graph notification failed: %s", type(failure).__name__)
+    return queued
+
+
+def _note_refused(changes: Changes) -> None:
+    global refused_items  # noqa: PLW0603  # a process-wide counter, like a metric
+    if changes.mismatched or changes.foreign:
+        refused_items += changes.mismatched + changes.foreign
         log.warning(
-            "ignored %d notification(s) with a wrong clientState (%d since start)", mismatched, mismatched_client_state
+            "ignored %d notification(s) with a wrong clientState and %d from another tenant or subscription "
+            "(%d since start)",
+            changes.mismatched,
+            changes.foreign,
+            refused_items,
         )
-    await asyncio.gather(
-        *(
-            services.storage.send(
-                LICENSE_REQUESTS_QUEUE,
-                {"user": u, "source": "graph", "requestId": f"graph-{u}-{uuid.uuid4().hex[:12]}"},
-            )
-            for u in users
-        )
-    )
-    return Reply(202, {"queued": len(users), "clientStateMismatches": mismatched, "ignored": ignored})

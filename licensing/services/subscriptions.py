@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
 from licensing.adapters.graph.gateway import GraphGateway
 from licensing.adapters.graph.subscriptions import SubscriptionGateway
+from licensing.adapters.storage.account import RUNS_TABLE, transient
+from licensing.core.messages import UnreadableJson, load_json
 from licensing.services.context import Services
-from licensing.services.notifications import same_secret
-from licensing.services.reply import Reply
+from licensing.services.notifications import MAX_NOTIFICATION_BYTES, Scope
+from licensing.services.reply import Reply, error
 
 log = logging.getLogger(__name__)
 MAX_USER_SUBSCRIPTION = timedelta(minutes=41_760)  # Graph's limit for users (just under 29 days)
 LIFETIME = MAX_USER_SUBSCRIPTION - timedelta(hours=1)  # an hour of margin for clock skew
 RENEW_WHEN_LEFT = timedelta(days=3)  # the timer runs hourly, so many chances before expiry
 Kept = Literal["created", "renewed", "ok", "not-configured"]
+SUBSCRIPTIONS_PARTITION = "subscriptions"  # SweepRuns rows: one per users subscription of ours, RowKey = its id
+_tenant_unchecked_noted = False
 
 
 def _gateway(services: Services) -> SubscriptionGateway:
@@ -37,6 +41,8 @@ async def keep_alive(services: Services, *, now: datetime) -> Kept:
         for s in await gateway.list()
         if s.notification_url == settings.graph_notification_url and s.resource.strip("/").lower() == "users"
     ]
+    # Notifications are accepted only for the subscriptions Graph lists as ours: recorded on every run, so a
+    # subscription made before this record existed, or removed by Graph, is known (or forgotten) within the hour.
     if not ours:
         created = await gateway.create(
             notification_url=settings.graph_notification_url,
@@ -44,8 +50,10 @@ async def keep_alive(services: Services, *, now: datetime) -> Kept:
             client_state=settings.graph_client_state,
             expiration=now + LIFETIME,
         )
+        await remember_subscriptions(services, [created.id])
         log.info("created users subscription %s (expires %s)", created.id, created.expiration.isoformat())
         return "created"
+    await remember_subscriptions(services, [s.id for s in ours])
     latest = max(ours, key=lambda s: s.expiration)
     if latest.expiration - now < RENEW_WHEN_LEFT:
         renewed = await gateway.renew(latest.id, now + LIFETIME)
@@ -56,19 +64,22 @@ async def keep_alive(services: Services, *, now: datetime) -> Kept:
 
 async def receive_lifecycle(body: bytes, services: Services, *, now: datetime) -> Reply:
     """reauthorizationRequired -> reauthorize and renew; subscriptionRemoved -> create again; missed -> log."""
+    not_lifecycle = 'not a Graph lifecycle notification: expected {"value": [...]}'
+    if len(body) > MAX_NOTIFICATION_BYTES:
+        return error(413, f"lifecycle notification is {len(body):,} bytes; the limit is {MAX_NOTIFICATION_BYTES:,}")
     try:
-        payload = json.loads(body)
-    except ValueError:
-        payload = None
+        payload = load_json(body)
+    except UnreadableJson as exc:
+        return error(400, f"{not_lifecycle} (not valid JSON: {exc})")
     items = payload.get("value") if isinstance(payload, dict) else None
     if not isinstance(items, list):
-        return Reply(400, {"error": 'not a Graph lifecycle notification: expected {"value": [...]}'})
-    expected = services.settings.graph_client_state or ""
+        return error(400, not_lifecycle)
+    scope = await scope_of(services)
     handled = 0
     for item in items:
-        given = item.get("clientState") if isinstance(item, dict) else None
-        if not expected or not isinstance(given, str) or not same_secret(given, expected):
-            log.warning("ignored a lifecycle notification with a wrong clientState")
+        why = scope.refuses(item) if isinstance(item, dict) else "shape"
+        if why is not None:
+            log.warning("ignored a lifecycle notification (%s does not match)", why)
             continue
         event, subscription_id = item.get("lifecycleEvent"), str(item.get("subscriptionId", ""))
         if event == "reauthorizationRequired":
@@ -78,6 +89,37 @@ async def receive_lifecycle(body: bytes, services: Services, *, now: datetime) -
         elif event == "subscriptionRemoved":
             await keep_alive(services, now=now)
         else:  # "missed": Graph sends none for users; the nightly sweep is the safety net anyway
-            log.warning("lifecycle event %s for subscription %s", event, subscription_id)
+            log.warning("lifecycle event %s for subscription %s", str(event)[:64], subscription_id[:64])
         handled += 1
     return Reply(202, {"handled": handled})
+
+
+async def scope_of(services: Services) -> Scope:
+    """What a notification must match: the clientState, LICENSING_TENANT_ID and our recorded subscriptions."""
+    global _tenant_unchecked_noted  # noqa: PLW0603  # log once per worker, not per POST
+    settings = services.settings
+    if settings.tenant_id is None and not _tenant_unchecked_noted:
+        _tenant_unchecked_noted = True
+        log.warning("LICENSING_TENANT_ID is not set: Graph notifications are not checked for the tenant they name")
+    return Scope(settings.graph_client_state, settings.tenant_id, await known_subscriptions(services))
+
+
+async def known_subscriptions(services: Services) -> frozenset[str] | None:
+    """Ids of our users subscriptions; None before the timer has recorded any (then there is nothing to check)."""
+    rows = services.storage.table(RUNS_TABLE).query_entities(
+        "PartitionKey eq @p", parameters={"p": SUBSCRIPTIONS_PARTITION}, select=["RowKey"]
+    )
+    with transient("read the Graph subscriptions"):
+        ids = frozenset([row["RowKey"] async for row in rows])
+    return ids or None
+
+
+async def remember_subscriptions(services: Services, ids: Iterable[str]) -> None:
+    """Record exactly these subscription ids as ours: new ones first, then the ones Graph no longer lists removed."""
+    table = services.storage.table(RUNS_TABLE)
+    keep = set(ids)
+    with transient("record the Graph subscriptions"):
+        for subscription_id in keep:
+            await table.upsert_entity({"PartitionKey": SUBSCRIPTIONS_PARTITION, "RowKey": subscription_id})
+        for stale in (await known_subscriptions(services) or frozenset()) - keep:
+            await table.delete_entity(SUBSCRIPTIONS_PARTITION, stale)

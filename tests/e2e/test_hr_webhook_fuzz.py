@@ -37,11 +37,25 @@ JSON_VALUES = st.recursive(
 )
 EVENTISH = st.fixed_dictionaries(
     {"eventId": st.text(max_size=20), "type": st.sampled_from(["hire", "update", "terminate", "x"])},
-    optional={"userPrincipalName": st.text(max_size=30), "employeeId": st.text(max_size=10),
-              "country": st.text(max_size=3), "startDate": st.text(max_size=12)},
-)  # fmt: skip
+    optional={
+        "userPrincipalName": st.text(max_size=30),
+        "employeeId": st.text(max_size=10),
+        "country": st.text(max_size=3),
+        "startDate": st.text(max_size=12),
+    },
+)
+# What json.loads itself cannot read (RecursionError, the 4,300-digit ValueError), alone or inside an event.
+UNREADABLE = st.sampled_from(
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"events": [' + b'{"a": ' * 3000 + b"1" + b"}" * 3000 + b"]}",
+        b'{"eventId": "e1", "type": "hire", "employeeId": ' + b"9" * 5000 + b"}",
+        b"-" + b"1" * 4301,
+    ]
+)
 BODIES = st.one_of(
     st.binary(max_size=300),
+    UNREADABLE,
     JSON_VALUES.map(lambda v: json.dumps(v).encode()),
     EVENTISH.map(lambda v: json.dumps(v).encode()),
     st.lists(EVENTISH, max_size=3).map(lambda v: json.dumps({"events": v}).encode()),

@@ -115,3 +115,20 @@ def test_published_schema_is_generated_from_the_model() -> None:
 def test_dates_parse_as_dates() -> None:
     """startDate is a calendar date."""
     assert HrEvent.model_validate(HIRE).start_date == date(2026, 12, 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b'{"events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
+        (b'{"eventId": "e1", "employeeId": ' + b"7" * 5000 + b"}", "integer string conversion"),
+    ],
+    ids=["nested-100000", "5000-digits"],
+)
+def test_bodies_json_cannot_read_are_payload_problems_not_crashes(raw: bytes, why: str) -> None:
+    """Deep nesting (RecursionError) and a 5,000-digit number (ValueError) become a 400 naming the problem."""
+    with pytest.raises(PayloadInvalid) as caught:
+        parse_events(raw)
+    [problem] = caught.value.problems
+    assert problem["loc"] == "(body)"
+    assert why in problem["msg"]

@@ -96,3 +96,44 @@ def test_sweep_schedule_must_be_six_field_ncrontab_and_time_zone_iana() -> None:
     with pytest.raises(SettingsError, match="IANA"):
         Settings.from_env({**BASE, "HR_TIMEZONE": "Mars/Olympus"})
     assert Settings.from_env({**BASE, "HR_TIMEZONE": "Europe/Berlin"}).hr_timezone == "Europe/Berlin"
+
+
+def test_repr_and_str_show_no_secret() -> None:
+    """Storage keys, SAS signatures, function keys in URLs, HR secrets, clientState and App Insights keys stay out."""
+    markers = ["acct-key-M1", "sas-sig-M2", "fn-key-M3", "fn-key-M4", "hr-M5", "hr-M6", "state-M7", "ikey-M8"]
+    storage = (
+        f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={markers[0]};"
+        f"SharedAccessSignature=sv=2022&sig={markers[1]};EndpointSuffix=core.windows.net"
+    )
+    keyed = Settings.from_env(
+        {
+            "AzureWebJobsStorage": storage,
+            "GRAPH_NOTIFICATION_URL": f"https://app.example/api/graph/notifications?code={markers[2]}",
+            "GRAPH_LIFECYCLE_URL": f"https://app.example/api/graph/lifecycle?code={markers[3]}&clientId=x",
+            "HR_WEBHOOK_SECRET": markers[4],
+            "HR_WEBHOOK_SECRET_PREVIOUS": markers[5],
+            "GRAPH_NOTIFICATION_CLIENT_STATE": markers[6],
+            "APPLICATIONINSIGHTS_CONNECTION_STRING": f"InstrumentationKey={markers[7]};IngestionEndpoint=https://x/",
+        }
+    )
+    identity = Settings.from_env(
+        {
+            "AzureWebJobsStorage__queueServiceUri": f"https://acct.queue.core.windows.net/?sv=1&sig={markers[1]}",
+            "AzureWebJobsStorage__tableServiceUri": "https://acct.table.core.windows.net",
+        }
+    )
+    for settings in (keyed, identity):
+        for shown in (repr(settings), str(settings), repr(settings.storage), str(settings.storage)):
+            assert not [m for m in markers if m in shown], shown
+    assert "AccountName=acct" in repr(keyed)  # what is not secret still says which account
+    assert "https://app.example/api/graph/notifications?" in repr(keyed)
+    assert keyed.graph_notification_url == f"https://app.example/api/graph/notifications?code={markers[2]}"
+
+
+def test_tenant_id_must_be_a_guid() -> None:
+    """LICENSING_TENANT_ID is normalised to a lower-case GUID; anything else names the setting."""
+    upper = "6A3F1C2E-8B4D-4E7A-9C15-2F0D8E6B7A91"
+    assert Settings.from_env({**BASE, "LICENSING_TENANT_ID": upper}).tenant_id == upper.lower()
+    assert Settings.from_env(BASE).tenant_id is None
+    with pytest.raises(SettingsError, match=r"LICENSING_TENANT_ID='contoso\.onmicrosoft\.com' is not a tenant id"):
+        Settings.from_env({**BASE, "LICENSING_TENANT_ID": "contoso.onmicrosoft.com"})
