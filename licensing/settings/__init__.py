@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from licensing.core.cron import CronError, validate_ncrontab
-from licensing.core.errors import PermanentError
+from licensing.settings.redaction import SECRET, Redacted
+from licensing.settings.values import SettingsError, flag, is_loopback_url, number, secret, tenant_id
+
+__all__ = [
+    "APP_ROOT",
+    "GRAPH_RETRY_WAIT_CAP",
+    "LIMITS",
+    "SECRET_SETTINGS",
+    "SETTING_NAMES",
+    "STORAGE_SETTING",
+    "Settings",
+    "SettingsError",
+    "StorageSettings",
+]
 
 GraphAuth = Literal["managed-identity", "default", "none"]
 GRAPH_AUTH_CHOICES: tuple[GraphAuth, ...] = ("managed-identity", "default", "none")
 STORAGE_SETTING = "AzureWebJobsStorage"
 TELEMETRY_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"  # unset: no telemetry exporter at all
 log = logging.getLogger(__name__)
-APP_ROOT = Path(__file__).resolve().parent.parent
+APP_ROOT = Path(__file__).resolve().parents[2]  # licensing/settings/__init__.py -> the app root
 
 
 # Field -> app setting, for every tunable whose type follows from its default.
@@ -80,50 +89,8 @@ SETTING_NAMES: tuple[str, ...] = (
 )
 
 
-class SettingsError(PermanentError):
-    """A setting is missing or invalid; the message names it and says how to fix it."""
-
-
-REDACTED = "<redacted>"
-# Secret parts of connection strings (storage keys and SAS, App Insights keys) and of URLs (?code= function keys,
-# SAS tokens in service URIs): the part is kept, so a log still shows which account or endpoint was meant.
-_SECRET_PAIR = re.compile(r"(?i)\b(AccountKey|SharedAccessSignature|SharedAccessKey|InstrumentationKey|sig)=[^;&\s]*")
-_QUERY = re.compile(r"\?[^\s;]*")
-
-
-def redact(text: str) -> str:
-    """Text with the secret parts of connection strings and every URL query string replaced."""
-    return _QUERY.sub("?" + REDACTED, _SECRET_PAIR.sub(lambda m: f"{m.group(1)}={REDACTED}", text))
-
-
-class _Redacted:
-    """repr/str that never show a secret: fields marked secret show as redacted, other text has its keys masked.
-
-    Settings end up in logs and tracebacks (repr of Services, a failed assertion, a debugger): the storage key and
-    the notification URLs' function keys must not go with them.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        shown = []
-        for f in fields(self):  # type: ignore[arg-type]  # every subclass is a dataclass
-            value = getattr(self, f.name)
-            if f.metadata.get("secret") and value:
-                text = repr(REDACTED)
-            else:
-                text = repr(redact(value) if isinstance(value, str) else value)
-            shown.append(f"{f.name}={text}")
-        return f"{type(self).__name__}({', '.join(shown)})"
-
-    __str__ = __repr__
-
-
-SECRET = {"secret": True}
-
-
 @dataclass(frozen=True, slots=True, repr=False)
-class StorageSettings(_Redacted):
+class StorageSettings(Redacted):
     """Either a connection string or identity-based service URIs (``AzureWebJobsStorage__*``)."""
 
     connection_string: str | None = None
@@ -134,7 +101,7 @@ class StorageSettings(_Redacted):
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class Settings(_Redacted):
+class Settings(Redacted):
     """Every setting the app reads. Build it with :meth:`from_env`."""
 
     storage: StorageSettings | None
@@ -184,12 +151,12 @@ class Settings(_Redacted):
             raise SettingsError(
                 f"LICENSING_GRAPH_AUTH={auth!r} is not valid; use one of {', '.join(GRAPH_AUTH_CHOICES)}."
             )
-        if auth == "none" and not _is_loopback_url(graph_url):
+        if auth == "none" and not is_loopback_url(graph_url):
             raise SettingsError(
                 "LICENSING_GRAPH_AUTH=none is only allowed with a loopback LICENSING_GRAPH_URL "
                 f"(an emulator), not {graph_url!r}; use managed-identity or default for a real tenant."
             )
-        if tunables_over_limit := [n for n, limit in LIMITS.items() if _number(env, n, 0) > limit]:
+        if tunables_over_limit := [n for n, limit in LIMITS.items() if number(env, n, 0) > limit]:
             name = tunables_over_limit[0]
             raise SettingsError(f"{name}={env[name]!r} is above its limit of {LIMITS[name]:g}; lower it.")
         schedule = env.get("SWEEP_SCHEDULE") or "0 0 2 * * *"
@@ -212,24 +179,24 @@ class Settings(_Redacted):
         for field_name, env_name in TUNABLES.items():
             default = defaults[field_name]
             if isinstance(default, bool):
-                tunables[field_name] = _flag(env, env_name, default=default)
+                tunables[field_name] = flag(env, env_name, default=default)
             elif isinstance(default, int):
-                tunables[field_name] = int(_number(env, env_name, default))
+                tunables[field_name] = int(number(env, env_name, default))
             elif isinstance(default, float):
-                tunables[field_name] = _number(env, env_name, default)
+                tunables[field_name] = number(env, env_name, default)
         return cls(
             storage=_storage(env),
             policy_path=policy if policy.is_absolute() else APP_ROOT / policy,
             graph_url=graph_url,
             graph_auth=auth,
             graph_client_id=env.get("AZURE_CLIENT_ID") or None,
-            tenant_id=_tenant_id(env),
+            tenant_id=tenant_id(env),
             # Two secrets at once so the HR system can rotate without downtime: new first, previous second.
-            hr_webhook_secrets=tuple(s for s in (_secret(env, n) for n in SECRET_SETTINGS[:2]) if s),
-            graph_notification_url=_secret(env, "GRAPH_NOTIFICATION_URL"),  # carry a function key: Key Vault
-            graph_lifecycle_url=_secret(env, "GRAPH_LIFECYCLE_URL"),
-            graph_client_state=_secret(env, "GRAPH_NOTIFICATION_CLIENT_STATE"),
-            appinsights_connection_string=_secret(env, TELEMETRY_SETTING),  # a Key Vault reference works too
+            hr_webhook_secrets=tuple(s for s in (secret(env, n) for n in SECRET_SETTINGS[:2]) if s),
+            graph_notification_url=secret(env, "GRAPH_NOTIFICATION_URL"),  # carry a function key: Key Vault
+            graph_lifecycle_url=secret(env, "GRAPH_LIFECYCLE_URL"),
+            graph_client_state=secret(env, "GRAPH_NOTIFICATION_CLIENT_STATE"),
+            appinsights_connection_string=secret(env, TELEMETRY_SETTING),  # a Key Vault reference works too
             hr_timezone=hr_timezone,
             sweep_schedule=schedule,
             sweep_mode=sweep_mode,  # type: ignore[arg-type]  # checked just above
@@ -260,59 +227,3 @@ def _storage(env: Mapping[str, str]) -> StorageSettings | None:
             client_id=env.get(f"{STORAGE_SETTING}__clientId") or None,
         )
     return None
-
-
-def _tenant_id(env: Mapping[str, str]) -> str | None:
-    raw = (env.get("LICENSING_TENANT_ID") or "").strip()
-    if not raw:
-        return None
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise SettingsError(
-            f"LICENSING_TENANT_ID={raw!r} is not a tenant id; use the directory's GUID (Entra ID > Overview)"
-        ) from None
-
-
-def _secret(env: Mapping[str, str], name: str) -> str | None:
-    """A secret setting; an unresolved Key Vault reference counts as missing (App Service passes the
-    literal "@Microsoft.KeyVault(...)" text when it cannot resolve one), never as the secret itself."""
-    value = env.get(name) or None
-    if value and value.startswith("@Microsoft.KeyVault("):
-        log.error("%s is a Key Vault reference the platform could not resolve; treating it as unset", name)
-        return None
-    return value
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default:g}.") from None
-    if value < 0:
-        raise SettingsError(f"{name}={raw!r} must not be negative; set it to e.g. {default:g}.")
-    return value
-
-
-def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false.")
-
-
-def _is_loopback_url(url: str) -> bool:
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
