@@ -14,7 +14,7 @@ from licensing.adapters.storage.account import Storage, transient
 from licensing.cli import render, sweep_render
 from licensing.cli.users_file import CommandLineError
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
-from licensing.core.records import UNIDENTIFIED, StatusRecord
+from licensing.core.records import UNIDENTIFIED, StatusRecord, requeue_message
 from licensing.services.context import Services
 from licensing.services.sweep import run_sweep
 from licensing.settings import Settings
@@ -58,10 +58,16 @@ async def requeue(args: argparse.Namespace, settings: Settings, graph: GraphGate
     try:
         rows = await _rows(args, storage)
         # A message that named no user (_unidentified) cannot succeed on a second try: it stays recorded.
-        users = list(dict.fromkeys(r.user_key for r in rows if r.user_key != UNIDENTIFIED))
-        for user in users:
-            request_id = f"requeue-{uuid.uuid4().hex[:12]}"
-            await storage.send(LICENSE_REQUESTS_QUEUE, {"user": user, "source": "manual", "requestId": request_id})
+        # Rows are newest first: each user goes back once, as the newest request kept on their rows (a blocked
+        # HR hire with its attributes), else as a bare manual request.
+        newest: dict[str, StatusRecord] = {}
+        for row in rows:
+            if row.user_key != UNIDENTIFIED and (row.user_key not in newest or not newest[row.user_key].request):
+                newest[row.user_key] = row
+        users = list(newest)
+        for row in newest.values():
+            message = requeue_message(row, tag=f"requeue-{uuid.uuid4().hex[:12]}")
+            await storage.send(LICENSE_REQUESTS_QUEUE, message)
     finally:
         await storage.close()
     render.requeued(users, args.outcome, fmt=args.format)

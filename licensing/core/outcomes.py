@@ -50,6 +50,7 @@ class Decided:
     before: tuple[str, ...] | None = None
     at: datetime | None = None
     plan_source: str = ""
+    request: str = ""  # the request as JSON, kept on a blocked row so a freed seat can requeue it as it was
 
     def status_row(self, now: datetime) -> StatusRecord:
         """The LicenseStatus row this outcome leaves (dated ``at`` when given, else ``now``)."""
@@ -68,6 +69,7 @@ class Decided:
             attempts=who.attempts,
             updated_at=self.at or now,
             plan_source=self.plan_source,
+            request=self.request,
         )
 
     def audit_event(self, now: datetime) -> AuditEvent:

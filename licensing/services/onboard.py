@@ -10,6 +10,7 @@ import logging
 import uuid
 
 from licensing.adapters.storage import leases
+from licensing.adapters.storage.leases import LeaseLost
 from licensing.core.errors import (
     InvalidRequest,
     PermanentError,
@@ -24,7 +25,6 @@ from licensing.core.model import UserFacts
 from licensing.core.outcomes import Decided, Noted, Subject, assignment_requested, license_assigned, license_removed
 from licensing.core.planning import AssignmentPlan, plan_assignment
 from licensing.core.policy import Policy
-from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import LEAVER, StatusRecord
 from licensing.services.context import Services
 from licensing.services.facts import UserState, load_state
@@ -32,19 +32,20 @@ from licensing.services.offboard import offboard
 from licensing.services.onboard_outcomes import (
     blocked,
     clear_request_rows,
+    come_back,
     compliant,
     echo_of_own_write,
     group_failures,
     location_lag,
     rejected,
+    superseded,
     user_missing,
 )
-from licensing.services.recording import Handled, about, backoff, note_failed_attempt, record, reject_unreadable
+from licensing.services.recording import Handled, about, note_failed_attempt, record, reject_unreadable
 from licensing.services.seats import release_blocked, warn_low_seats
 from licensing.services.verify import schedule_verification
 
 log = logging.getLogger(__name__)
-LEASE_WAIT_SECONDS = 3  # how soon a request that found the user busy comes back (with jitter)
 NO_USAGE_LOCATION = (
     "{upn} has no usage location and LICENSING_SET_USAGE_LOCATION is off; "
     "set usageLocation on the user or turn the setting on (needs User.ReadWrite.All)"
@@ -81,25 +82,32 @@ async def _onboard(request: OnboardRequest, services: Services) -> Handled:
         user = await services.graph.get_user(request.user)
     except UserNotFound as exc:
         return await user_missing(request, services, exc)
+    return await _under_lease(request, user, policy, services)
+
+
+async def _under_lease(request: OnboardRequest, user: UserFacts, policy: Policy, services: Services) -> Handled:
+    """Apply the request holding the user's lease; every Graph write renews it first (services.facts.fence)."""
     holder = f"{request.request_id}:{uuid.uuid4().hex[:8]}"
-    if not await leases.take(services.storage, user.id, holder=holder, now=services.clock()):
+    lease = await leases.take(services.storage, user.id, holder=holder, now=services.clock())
+    if lease is None:
         # Another request for this user is being applied right now (a duplicate, or HR and Graph at once):
         # come back in a few seconds and find the result, instead of writing the same change twice.
-        delay = backoff(LEASE_WAIT_SECONDS, 1)
-        payload = request.model_dump(mode="json", by_alias=True)
-        await services.storage.send(LICENSE_REQUESTS_QUEUE, payload, delay_seconds=delay)
-        return Handled("deferred", f"another request for {user.id} is in progress; again in {delay} s")
+        return await come_back(request, services, f"another request for {user.id} is in progress")
     try:
         user = await services.graph.get_user(user.id)  # fresh facts: the previous holder may just have written
-        state = await load_state(request, user, services)
+        state = await load_state(request, user, services, lease)
+        if (older := await superseded(request, state, services)) is not None:
+            return older
         if request.action == "remove":
             return await offboard(request, state, services)
         return await _assign(request, state, policy, services)
+    except LeaseLost as exc:  # we stalled past the lease and another worker has the user now: nothing written
+        return await come_back(request, services, exc.message)
     except PermanentError as exc:  # Graph refused something unplanned (an invalid country, a permission)
         await record(services, Decided(about(request, user), "failed", "AssignmentFailed", exc.message))
         return Handled("failed", exc.message)
     finally:
-        await leases.give_back(services.storage, user.id, holder=holder)
+        await lease.give_back()
 
 
 async def _assign(request: OnboardRequest, state: UserState, policy: Policy, services: Services) -> Handled:
@@ -129,6 +137,7 @@ async def _assign(request: OnboardRequest, state: UserState, policy: Policy, ser
         if not services.settings.set_usage_location:
             return await rejected(subject, services, NO_USAGE_LOCATION.format(upn=user.user_principal_name))
         await services.budget.permit()
+        await state.fence(services)
         await services.graph.set_usage_location(user.id, plan.usage_location)
         await record(services, Noted(subject, "UsageLocationSet", f"usageLocation set to {plan.usage_location}"))
     return await _apply(request, subject, state, plan, services)
@@ -143,6 +152,7 @@ async def _apply(
     for change in plan.changes:
         await record(services, assignment_requested(subject, change, catalog))
     await services.budget.permit()
+    await state.fence(services)  # the budget may have waited: still ours, or stop before writing
     try:
         await services.graph.assign(
             user.id,
@@ -156,6 +166,7 @@ async def _apply(
         if plan.usage_location is None and not request.usage_location_waits:
             raise  # not a location this request just set: permanent, as Graph says
         return await location_lag(request, subject, services, exc)
+    await state.fence(services)  # lost while the write was in flight: the new holder records, we come back
     # The check goes out before the "assigned" row: that row then always has a check behind it, even if storage
     # fails right after (a redelivery treats "assigned" as a check under way). The row is dated before the send,
     # so a quick check's "verified" is never overwritten by it.

@@ -1,11 +1,14 @@
 """The ways onboarding ends short of an assignment: blocked, rejected, user missing, already compliant, an echo of
-our own write, a usage location not replicated yet, a group license in error."""
+our own write, a usage location not replicated yet, a group license in error, an HR event older than one applied,
+the user's lease held (or lost) by another worker."""
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
+from licensing.adapters.storage.leases import HrOrder, advance_hr_order
 from licensing.core.errors import SeatsExhausted, UsageLocationMissing, UserNotFound
 from licensing.core.messages import OnboardRequest
 from licensing.core.model import UserFacts
@@ -30,6 +33,37 @@ _SETTLED_BY_US = frozenset({"assigned", "verified", "pending"})
 # replicates: come back a few times, a few seconds apart (doubling), then give up with a reason naming the lag.
 LOCATION_LAG_SECONDS = 3
 LOCATION_LAG_ATTEMPTS = 4
+LEASE_WAIT_SECONDS = 3  # how soon a request that found the user busy comes back (with jitter)
+
+
+async def come_back(request: OnboardRequest, services: Services, why: str) -> Handled:
+    """The user's lease is another worker's (held now, or taken from us while we stalled): send the request
+    again in a few seconds, unchanged, so it finds the result instead of writing the same change twice."""
+    delay = backoff(LEASE_WAIT_SECONDS, 1)
+    payload = request.model_dump(mode="json", by_alias=True)
+    await services.storage.send(LICENSE_REQUESTS_QUEUE, payload, delay_seconds=delay)
+    return Handled("deferred", f"{why}; again in {delay} s")
+
+
+async def superseded(request: OnboardRequest, state: UserState, services: Services) -> Handled | None:
+    """HR order decides, per user: "skipped" (with an audit event naming both times) for an HR event issued before
+    the latest one already applied; otherwise this one becomes the latest and None is returned.
+
+    A terminate issued before a hire but delivered after it keeps the licenses; a hire issued after a terminate
+    passes its tombstone (dated by the terminate's issuedAt) whenever it is delivered.
+    """
+    issued, latest = request.issued_at, state.hr
+    if request.source != "hr" or issued is None:
+        return None
+    if latest is not None and issued < latest.issued_at:
+        reason = (
+            f"HR request {request.request_id} issued {issued.isoformat()} is older than HR request "
+            f"{latest.request_id} issued {latest.issued_at.isoformat()}, already applied: skipped"
+        )
+        await record(services, Noted(about(request, state.user), "RequestSuperseded", reason))
+        return Handled("skipped", reason)
+    await advance_hr_order(services.storage, state.user.id, HrOrder(issued, request.request_id))
+    return None
 
 
 async def echo_of_own_write(request: OnboardRequest, services: Services) -> Handled | None:
@@ -139,8 +173,11 @@ async def blocked(
         reason = f"{exc.message}; re-checking in {delay} s (attempt {attempt} of {settings.blocked_max_attempts})"
     else:
         reason = f"{exc.message}; stopped re-checking after {attempt} attempts: free or buy seats, then requeue it"
+    # The request itself is kept on the row: a freed seat (or `licensing requeue`) sends it back as it was, with
+    # the HR attributes and usage location that chose this rule.
+    kept = json.dumps(request.model_dump(mode="json", by_alias=True))
     for sku in exc.part_numbers or skus or (REQUEST_LEVEL,):
-        await record(services, Decided(subject, "blocked", "AssignmentBlocked", reason, sku=sku))
+        await record(services, Decided(subject, "blocked", "AssignmentBlocked", reason, sku=sku, request=kept))
     if retry:  # sent last: a failure above redelivers this message instead of forking a second retry
         await services.storage.send(LICENSE_REQUESTS_QUEUE, retry_payload(request), delay_seconds=delay)
     return Handled("blocked", reason)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from licensing.core.model import Catalog
 from licensing.core.outcomes import Noted, Subject
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
+from licensing.core.records import requeue_message
 from licensing.services.context import Services
 from licensing.services.recording import record
 
@@ -40,7 +41,9 @@ async def release_blocked(services: Services, freed: Mapping[str, int]) -> int:
         async for row in services.storage.statuses(outcome="blocked"):
             if row.sku != part:
                 continue
-            message = {"user": row.user_key, "source": "manual", "requestId": f"unblock-{uuid.uuid4().hex[:12]}"}
+            # The blocked request itself (HR attributes, usage location, issuedAt), not a bare {user}: a bare one
+            # would be planned from directory attributes alone and could pick another rule's SKU.
+            message = requeue_message(row, tag=f"unblock-{uuid.uuid4().hex[:12]}")
             await services.storage.send(LICENSE_REQUESTS_QUEUE, message)
             requeued += 1
             left -= 1

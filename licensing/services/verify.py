@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from licensing.adapters import telemetry
+from licensing.adapters.storage import leases
 from licensing.core.errors import InvalidRequest, PermanentError
-from licensing.core.messages import VerifyRequest, parse_message
-from licensing.core.outcomes import Decided, Subject
+from licensing.core.messages import VerifyLicense, VerifyRequest, parse_message
+from licensing.core.outcomes import Decided, Noted, Subject
 from licensing.core.planning import AssignmentPlan
 from licensing.core.queues import LICENSE_VERIFY_QUEUE
-from licensing.core.records import EventKind, Outcome
+from licensing.core.records import LEAVER, EventKind, Outcome, stale_check
 from licensing.core.verification import ExpectedLicense, LicenseVerdict, verify_license
 from licensing.services.context import Services
-from licensing.services.recording import Handled, about, note_failed_attempt, record, reject_unreadable, retry_payload
+from licensing.services.recording import (
+    Handled,
+    about,
+    backoff,
+    note_failed_attempt,
+    record,
+    reject_unreadable,
+    retry_payload,
+)
 
 log = logging.getLogger(__name__)
+LEASE_WAIT_SECONDS = 3  # how soon a check that found the user being written comes back (with jitter)
 _KIND: dict[Outcome, EventKind] = {
     "verified": "AssignmentVerified",
     "pending": "AssignmentPending",
@@ -81,10 +92,45 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
             )
             for lic in request.licenses
         ]
+    holder = f"verify:{request.request_id}:{uuid.uuid4().hex[:8]}"
+    lease = await leases.take(services.storage, request.user_id, holder=holder, now=services.clock())
+    if lease is None:
+        # An onboarding (or another check) is writing this user now; a verdict recorded in the middle of it could
+        # be dated after the new assignment's row and hide it. Come back in a moment, attempt unchanged.
+        delay = backoff(LEASE_WAIT_SECONDS, 1)
+        await services.storage.send(
+            LICENSE_VERIFY_QUEUE, request.model_dump(mode="json", by_alias=True), delay_seconds=delay
+        )
+        return Handled("deferred", f"user {request.user_id} is being written; checking again in {delay} s")
+    try:
+        return await _record(request, verdicts, services)
+    finally:
+        await lease.give_back()
+
+
+async def _record(request: VerifyRequest, verdicts: list[LicenseVerdict], services: Services) -> Handled:
+    """Record each verdict whose assignment is still the SKU's (under the user's lease), ignore stale ones."""
+    subject = about(request)
+    rows = {r.sku: r async for r in services.storage.statuses(request.user_id)}
+    current: list[tuple[LicenseVerdict, VerifyLicense]] = []
+    for verdict, lic in zip(verdicts, request.licenses, strict=True):
+        stale = stale_check(
+            rows.get(lic.part_number),
+            left=LEAVER in rows,
+            request_id=request.request_id,
+            disabled=lic.disabled_plan_names,
+        )
+        if stale is None:
+            current.append((verdict, lic))
+            continue
+        reason = f"stale check of request {request.request_id} ignored: {stale}"
+        await record(services, Noted(subject, "CheckIgnored", reason, sku=lic.part_number, rule=request.rule))
+    if not current:  # nothing left to check: the chain stops here
+        return Handled("skipped", f"stale check of request {request.request_id} ignored")
     now = services.clock()
     next_check = 0
     # Only a settling plan (PendingInput) is checked again; action-required waits for an admin, who re-checks.
-    if any(v.outcome == "pending" for v in verdicts) and now < request.deadline:
+    if any(v.outcome == "pending" for v, _ in current) and now < request.deadline:
         settings = services.settings
         next_check = max(
             1,
@@ -94,8 +140,7 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
                 int((request.deadline - now).total_seconds()),
             ),
         )
-    subject = about(request)
-    for verdict, lic in zip(verdicts, request.licenses, strict=True):
+    for verdict, lic in current:
         outcome, reason = verdict.outcome, verdict.reason
         if outcome == "pending":
             if next_check:
@@ -117,7 +162,10 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
         await record(services, decided)
         telemetry.verified(outcome=outcome, sku=lic.part_number)
     if next_check:  # sent after recording: a failed write redelivers this message rather than forking a chain
-        await services.storage.send(LICENSE_VERIFY_QUEUE, retry_payload(request), delay_seconds=next_check)
+        licenses = [lic.model_dump(mode="json", by_alias=True) for _, lic in current]  # stale ones drop out
+        payload = retry_payload(request, licenses=licenses)
+        await services.storage.send(LICENSE_VERIFY_QUEUE, payload, delay_seconds=next_check)
+    verdicts = [v for v, _ in current]
     summary = ", ".join(f"{v.part_number}={v.outcome}" for v in verdicts)
     log.info("verified %s: %s (request %s)", request.user_id, summary, request.request_id)
     if any(v.outcome == "failed" for v in verdicts):

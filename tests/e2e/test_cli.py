@@ -265,6 +265,32 @@ async def test_status_and_requeue_send_failed_users_back(
     assert "use a number and d, h or m" in err
 
 
+async def test_requeue_sends_a_blocked_user_back_with_the_request_that_was_blocked(
+    tenant: EmulatedTenant, cli: Cli, cli_storage: Storage
+) -> None:
+    """A blocked row keeps its HR request: `requeue --outcome blocked` sends that (attributes too), not a bare user."""
+    upn = "exec@contoso.onmicrosoft.com"
+    kept = {
+        "user": upn,
+        "source": "hr",
+        "requestId": "hr-e1",
+        "attempt": 2,
+        "attributes": {"department": "Executive"},
+        "usageLocation": "FR",
+        "issuedAt": "2026-01-05T09:00:00+00:00",
+    }
+    row = StatusRecord("u-exec", "EMSPREMIUM", upn, "blocked", "no seats", "hr-e1", "hr", request=json.dumps(kept))
+    await cli_storage.put_status(row)
+    code, out, _ = await cli("requeue", "--outcome", "blocked", "--json")
+    assert (code, json.loads(out)["requeued"]) == (0, ["u-exec"])
+    [message] = [json.loads(m.content) async for m in cli_storage.queue("license-requests").receive_messages()]
+    assert message["requestId"].startswith("hr-e1+requeue-")
+    assert {k: message[k] for k in ("user", "source", "attributes", "usageLocation", "issuedAt", "attempt")} == {
+        **{k: kept[k] for k in ("user", "source", "attributes", "usageLocation", "issuedAt")},
+        "attempt": 0,
+    }
+
+
 async def test_verify_reports_an_admin_pending_plan_as_action_required_and_exits_one(
     tenant: EmulatedTenant, cli: Cli
 ) -> None:

@@ -7,6 +7,9 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from licensing.adapters.storage import leases
 from licensing.adapters.storage.rows import table_key
 from licensing.core.records import AuditEvent, StatusRecord
 from licensing.services.context import Services
@@ -92,3 +95,45 @@ async def test_messages_are_base64_json_as_the_functions_host_expects(services: 
     assert len(messages) == 1
     assert json.loads(base64.b64decode(messages[0].content)) == {"user": "a@b", "requestId": "r"}
     assert (await raw.get_queue_properties()).approximate_message_count == 2
+
+
+async def test_a_lease_renews_under_its_etag_and_a_taken_over_one_cannot(services: Services) -> None:
+    """The holder renews while it holds the lease; once another worker took it (ours expired), renewing fails."""
+    storage, now = services.storage, datetime.now(UTC)
+    mine = await leases.take(storage, "u-lease", holder="a", now=now)
+    assert mine is not None
+    assert await leases.take(storage, "u-lease", holder="b", now=now) is None  # held: not expired yet
+    await mine.renew(now + timedelta(seconds=100))  # extended to 100 s + LEASE
+    assert await leases.take(storage, "u-lease", holder="b", now=now + leases.LEASE + timedelta(seconds=1)) is None
+    theirs = await leases.take(storage, "u-lease", holder="b", now=now + leases.LEASE * 2)
+    assert theirs is not None
+    with pytest.raises(leases.LeaseLost):
+        await mine.renew(now + leases.LEASE * 2)
+    await mine.give_back()  # not ours any more: the other worker's lease stays
+    row = await storage.table("UserLeases").get_entity("u-lease", "lease")
+    assert row["Holder"] == "b"
+    await theirs.give_back()
+    assert await leases.take(storage, "u-lease", holder="c", now=now) is not None
+
+
+async def test_the_hr_order_only_moves_forward(services: Services) -> None:
+    """The latest applied HR event per user: an older one never replaces a newer one, even written concurrently."""
+    storage, t0 = services.storage, datetime(2026, 1, 1, tzinfo=UTC)
+    assert await leases.hr_order(storage, "u-hr") is None
+    orders = [leases.HrOrder(t0 + timedelta(minutes=i), f"hr-{i}") for i in range(6)]
+    await asyncio.gather(*(leases.advance_hr_order(storage, "u-hr", o) for o in [*orders, *reversed(orders)]))
+    assert await leases.hr_order(storage, "u-hr") == orders[-1]
+    await leases.advance_hr_order(storage, "u-hr", orders[0])
+    assert await leases.hr_order(storage, "u-hr") == orders[-1]
+
+
+async def test_a_blocked_rows_request_is_kept_and_dropped_once_the_row_moves_on(services: Services) -> None:
+    """The Request column holds a blocked row's request; the next outcome (merged) clears it."""
+    storage, t0 = services.storage, datetime(2026, 1, 1, tzinfo=UTC)
+    kept = json.dumps({"user": "x@y", "source": "hr", "requestId": "hr-1", "attributes": {"department": "Executive"}})
+    blocked = StatusRecord("u-b", "EMS", "x@y", "blocked", "full", "hr-1", "hr", updated_at=t0, request=kept)
+    await storage.put_status(blocked)
+    assert [r.request async for r in storage.statuses("u-b")] == [kept]
+    later = t0 + timedelta(seconds=1)
+    await storage.put_status(StatusRecord("u-b", "EMS", "x@y", "assigned", "ok", "hr-1", "hr", updated_at=later))
+    assert [r.request async for r in storage.statuses("u-b")] == [""]

@@ -13,6 +13,7 @@ from licensing.core.records import AuditEvent, StatusRecord
 
 _MAX_TICKS = 10**19  # audit RowKeys count down from here, so a partition lists newest first
 MAX_TEXT = 4000  # characters of a reason or detail kept (a table property holds 32 K characters)
+MAX_REQUEST = 32 * 1024 - 1  # characters: a string property holds 64 KiB (UTF-16); a message is at most 32 KiB
 
 
 def table_key(value: str) -> str:
@@ -37,6 +38,8 @@ def status_entity(record: StatusRecord) -> dict[str, Any]:
         "PlanStatuses": json.dumps(dict(record.plan_statuses), sort_keys=True),
         "Attempts": record.attempts,
         "UpdatedAt": record.updated_at,
+        # Always written (rows are merged): a row that is no longer blocked drops the request it kept.
+        "Request": record.request if len(record.request) <= MAX_REQUEST else "",  # cut JSON is no request
     }
     if record.plan_source:
         entity["PlanSource"] = record.plan_source
@@ -84,6 +87,7 @@ def status_from_entity(e: Mapping[str, Any]) -> StatusRecord:
         attempts=int(e.get("Attempts", 0)),
         updated_at=e.get("UpdatedAt") or datetime.min.replace(tzinfo=UTC),
         plan_source=e.get("PlanSource", ""),
+        request=e.get("Request", ""),
     )
 
 
