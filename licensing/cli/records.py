@@ -81,9 +81,7 @@ async def sweep(args: argparse.Namespace, settings: Settings, graph: GraphGatewa
     try:
         await storage.ensure_created()
         with sweep_render.sweep_progress(enabled=args.format == "table") as progress:
-            result = await run_sweep(
-                services, mode="report" if args.dry_run else None, force_full=args.full, progress=progress
-            )
+            result = await run_sweep(services, dry_run=args.dry_run, force_full=args.full, progress=progress)
     finally:
         await storage.close()
     if args.out:
