@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 import logging
 import unicodedata
 import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from licensing.core.errors import TransientError
 from licensing.core.messages import UnreadableJson, load_json
+from licensing.core.notifications import Changes, batch_items, read_changes
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.services.context import Services
 from licensing.services.reply import Reply, error
 
 log = logging.getLogger(__name__)
 MAX_NOTIFICATION_BYTES = 1024 * 1024  # a full batch of user notifications is ~600 KiB
-# Graph's docs name no batch size. Past this, refuse the POST rather than spend Graph's 3 s on it (Graph redelivers
-# for 4 hours; the nightly sweep reads every user anyway).
-MAX_ITEMS = 1000
 SEND_CONCURRENCY = 32  # queue sends in flight per POST: 1,000 users queue in well under a second
 DEADLINE_SECONDS = 2.0  # Graph wants a 2xx within 3 s: no send starts after this; the rest is redelivered after a 503
 # Sends already under way get this much longer: one cut off mid-flight may have reached the queue, and then the
@@ -44,11 +38,6 @@ REPLAY_MEMORY = 20_000
 refused_items = 0  # per worker, for the log line: items from outside our scope are dropped, never acted on
 
 
-def same_secret(given: str, expected: str) -> bool:
-    """Constant-time comparison that also takes non-ASCII text (compare_digest refuses non-ASCII str)."""
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
 def validation_reply(params: Mapping[str, str]) -> Reply | None:
     """Graph's handshake: echo ?validationToken as text/plain within 10 s (no body parsing, no storage)."""
     token = params.get("validationToken")
@@ -58,88 +47,6 @@ def validation_reply(params: Mapping[str, str]) -> Reply | None:
         problem = f"validationToken must be at most {MAX_VALIDATION_TOKEN:,} characters without control characters"
         return Reply(400, {"error": problem}, headers=NOSNIFF)
     return Reply(200, token, "text/plain", headers=NOSNIFF)
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """What makes an item ours: the clientState, and (when known) our tenant and our subscriptions."""
-
-    client_state: str | None
-    tenant_id: str | None = None  # None: not checked (LICENSING_TENANT_ID unset)
-    subscriptions: frozenset[str] | None = None  # None: none recorded yet, not checked
-
-    def refuses(self, item: Mapping[str, Any]) -> str | None:
-        """Why the item is not ours ("clientState", "tenantId", "subscriptionId"), or None."""
-        given = item.get("clientState")
-        if not self.client_state or not isinstance(given, str) or not same_secret(given, self.client_state):
-            return "clientState"
-        # Graph names the tenant tenantId in change notifications; some lifecycle ones carry organizationId.
-        tenant = item.get("tenantId") or item.get("organizationId")
-        if self.tenant_id is not None and (not isinstance(tenant, str) or tenant.lower() != self.tenant_id):
-            return "tenantId"
-        subscription = item.get("subscriptionId")
-        if self.subscriptions is not None and (
-            not isinstance(subscription, str) or subscription not in self.subscriptions
-        ):
-            return "subscriptionId"
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class Changes:
-    """A notification batch read: per user the items naming them (by replay key), and what was dropped."""
-
-    users: dict[str, list[str]] = field(default_factory=dict)
-    mismatched: int = 0  # wrong clientState
-    foreign: int = 0  # another tenant or a subscription that is not ours
-    ignored: int = 0  # not a user change we act on
-
-
-def batch_items(payload: Any) -> list[Any]:  # noqa: ANN401  # JSON
-    """The items of a notification batch: TypeError if it is not one, OverflowError past MAX_ITEMS."""
-    items = payload.get("value") if isinstance(payload, dict) else None
-    if not isinstance(items, list):
-        raise TypeError('expected {"value": [...]}')
-    if len(items) > MAX_ITEMS:
-        raise OverflowError(f"{len(items):,} notifications in one request; the limit is {MAX_ITEMS:,}")
-    return items
-
-
-def read_changes(items: list[Any], scope: Scope) -> Changes:
-    """The users to re-evaluate, each once, with every item's replay key, and what was dropped. Pure."""
-    changes = Changes()
-    mismatched = foreign = ignored = 0
-    for item in items:
-        if not isinstance(item, dict):
-            ignored += 1
-            continue
-        if (why := scope.refuses(item)) is not None:
-            mismatched += why == "clientState"
-            foreign += why != "clientState"
-            continue
-        data, resource = item.get("resourceData"), item.get("resource")
-        user_id = (data.get("id") if isinstance(data, dict) else None) or (
-            resource.rpartition("/")[2] if isinstance(resource, str) else None
-        )
-        # users have no "created" change type: a new user arrives as "updated", and onboarding decides
-        # from the policy whether it lacks a license. "deleted" users free their licenses with them.
-        # a tuple, not a set: a list where a string belongs must be ignored, not raise "unhashable"
-        if item.get("changeType") in ("updated", "created") and isinstance(user_id, str) and 0 < len(user_id) <= 256:
-            changes.users.setdefault(user_id, []).append(replay_key(item))
-        else:
-            ignored += 1
-    return Changes(changes.users, mismatched, foreign, ignored)
-
-
-def replay_key(item: Mapping[str, Any]) -> str:
-    """The same notification delivered again has the same key: Graph's own id for it, else all of its content."""
-    own_id = item.get("id")
-    basis: Any = (
-        [item.get("subscriptionId"), item.get("resource"), item.get("changeType"), own_id]
-        if isinstance(own_id, str) and own_id
-        else item
-    )
-    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class RecentlyQueued:

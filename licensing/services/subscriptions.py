@@ -11,8 +11,9 @@ from licensing.adapters.graph.gateway import GraphGateway
 from licensing.adapters.graph.subscriptions import SubscriptionGateway
 from licensing.adapters.storage.account import RUNS_TABLE, transient
 from licensing.core.messages import UnreadableJson, load_json
+from licensing.core.notifications import Scope
 from licensing.services.context import Services
-from licensing.services.notifications import MAX_NOTIFICATION_BYTES, Scope
+from licensing.services.notifications import MAX_NOTIFICATION_BYTES
 from licensing.services.reply import Reply, error
 
 log = logging.getLogger(__name__)

@@ -4,16 +4,8 @@ from typing import Any
 
 import pytest
 
-from licensing.services.notifications import (
-    MAX_ITEMS,
-    MAX_VALIDATION_TOKEN,
-    RecentlyQueued,
-    Scope,
-    batch_items,
-    read_changes,
-    replay_key,
-    validation_reply,
-)
+from licensing.core.notifications import MAX_ITEMS, Scope, batch_items, read_changes, replay_key
+from licensing.services.notifications import MAX_VALIDATION_TOKEN, RecentlyQueued, validation_reply
 
 TENANT = "6a3f1c2e-8b4d-4e7a-9c15-2f0d8e6b7a91"
 OURS = Scope("s3cret")
