@@ -1,4 +1,5 @@
-"""What `licensing sweep` prints: a live progress line on stderr, then the run's figures and drift by kind."""
+"""What `licensing sweep` prints: a live progress line on stderr, then the run's figures, drift by kind, and its
+notes (what it could not do) and failure, if any."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def sweep_progress(*, enabled: bool) -> Iterator[Callable[[int, int], None] | No
 
 
 def sweep_summary(summary: dict[str, Any], *, fmt: Format) -> None:
-    """The run's figures and drift by kind (--csv prints the drift rows instead; see the sweep command)."""
+    """The run's figures, drift by kind, notes and failure (--csv prints the drift rows instead; see the sweep
+    command)."""
     if fmt == "json":
         print_json(summary)
         return
@@ -45,3 +47,7 @@ def sweep_summary(summary: dict[str, Any], *, fmt: Format) -> None:
     emit("table", title=title, columns=["", "count"], rows=rows)
     if summary["report"]:
         console().print(f"report: blob {esc(summary['report'])}")
+    for note in summary.get("notes") or []:  # what the run could not do, and what happens about it
+        console().print(f"[yellow]note:[/] {esc(note)}")
+    if summary.get("outcome") == "failed":
+        console().print(f"[red]failed:[/] {esc(summary.get('failure') or 'no reason recorded')}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from licensing.core.model import ADMIN_STATUSES, SETTLING_STATUSES, ObservedLice
 from licensing.core.records import StatusRecord
 from licensing.core.verification import ExpectedLicense, verify_license
 from licensing.services.context import Services
+from licensing.services.sweep_reads import statuses
 
 log = logging.getLogger(__name__)
 UNSETTLED = ("assigned", "pending", "action-required", "failed")
@@ -45,6 +47,7 @@ class _Reads:
         self.catalog = resolved.catalog
         self.app_only = False
         self.gate = asyncio.Semaphore(BATCHES_IN_FLIGHT)
+        self.unread: Counter[int] = Counter()  # answers neither 200 nor 404 (throttled past every wait, 5xx), by status
 
     async def chunk(self, users: Mapping[str, str]) -> dict[str, tuple[ObservedLicense, ...]]:
         """Plan states of up to 20 users, by row key; ``users`` maps each row key to its bulk.user_path."""
@@ -53,16 +56,22 @@ class _Reads:
             if not self.app_only:
                 answers = await self.reader.batch([DETAILS.format(p) for p in paths])
                 if not any(status == 403 for status, _ in answers):
-                    return {u: observed_from_json(b) for u, (s, b) in zip(user_ids, answers, strict=True) if _ok(s, b)}
+                    return {u: observed_from_json(b) for u, b in self._read(user_ids, answers).items()}
                 if not self.app_only:
                     log.info("licenseDetails refused (403): reading assignedPlans + provisionedPlans instead")
                 self.app_only = True
             answers = await self.reader.batch([PLANS.format(p) for p in paths])
-            return {
-                u: observed_from_user_json(b, self.catalog)
-                for u, (s, b) in zip(user_ids, answers, strict=True)
-                if _ok(s, b)
-            }
+            return {u: observed_from_user_json(b, self.catalog) for u, b in self._read(user_ids, answers).items()}
+
+    def _read(self, user_ids: Sequence[str], answers: Sequence[tuple[int, Any]]) -> dict[str, dict[str, Any]]:
+        """The 200 answers' bodies by row key; the others counted (404: the user is gone, nothing to check)."""
+        found = {}
+        for user_id, (status, body) in zip(user_ids, answers, strict=True):
+            if status == 200 and isinstance(body, dict):
+                found[user_id] = body
+            elif status != 404:
+                self.unread[status] += 1
+        return found
 
 
 async def check_provisioning(
@@ -91,6 +100,11 @@ async def check_provisioning(
     # The first batch alone: if licenseDetails is refused, the others go straight to the app-only read.
     observed = [await reads.chunk(chunks[0])] if chunks else []
     observed += await asyncio.gather(*(reads.chunk(c) for c in chunks[1:]))
+    if reads.unread:
+        note(
+            f"provisioning not checked for {reads.unread.total()} user(s) Graph did not answer "
+            f"({statuses(reads.unread)}): their LicenseStatus rows stay as they are, so the next run checks them again"
+        )
     deadline = timedelta(minutes=services.settings.verify_deadline_minutes)
     found = []
     for answer in observed:
@@ -101,10 +115,6 @@ async def check_provisioning(
                 upn = next(iter(rows[user_id].values())).user_principal_name
                 found.append((UserFacts(user_id, upn, None, True), drifts))
     return found
-
-
-def _ok(status: int, body: Any) -> bool:  # noqa: ANN401  # a $batch answer's JSON body
-    return status == 200 and isinstance(body, dict)
 
 
 def assess_provisioning(

@@ -1,5 +1,6 @@
 """The sweep's bulk reads through the real msgraph-sdk against the strict emulated tenant: $batch answers matched by
-id, expired delta links, Intune devices paged and counted per user."""
+id, expired delta links, Intune devices paged and counted per user, a long Retry-After waited out only within the
+sweep's budget."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 
 from licensing.adapters.graph.bulk import BulkReader, DeltaExpired
 from licensing.adapters.graph.gateway import GraphGateway
+from licensing.adapters.graph.read_budget import ReadBudget
 from licensing.core.drift import DeviceTally
-from licensing.core.errors import AccessDenied
+from licensing.core.errors import AccessDenied, TransientError
 from licensing.dev.tenant import EmulatedTenant, TenantState
 from licensing.dev.tenant.strict import Strictness
 from licensing.settings import Settings
@@ -70,3 +72,43 @@ async def test_a_refused_device_list_is_access_denied(reader: BulkReader, tenant
     tenant.state.strictness.devices_forbidden = True
     with pytest.raises(AccessDenied):
         await reader.devices_per_user(DeviceTally())
+
+
+def patient(slept: list[float]) -> ReadBudget:
+    """The sweep's budget on a fake clock: waits are recorded and pass at once."""
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    return ReadBudget(clock=lambda: now[0], sleep=sleep)
+
+
+async def test_a_long_retry_after_fails_at_once_without_a_budget(reader: BulkReader, tenant: EmulatedTenant) -> None:
+    """Retry-After 20 s (above the 10 s cap) on a read outside the sweep: one request, TransientError naming it."""
+    tenant.faults.throttle_next, tenant.faults.retry_after = 1, 20
+    with pytest.raises(TransientError, match=r"429 .*\(Retry-After 20 s, more than the 0 s left to wait\)"):
+        await reader.catalog()
+    assert tenant.state.requests["GET /subscribedSkus"] == 1
+
+
+async def test_a_long_retry_after_is_waited_out_within_a_budget(tenant: EmulatedTenant) -> None:
+    """With the sweep's budget the same read waits 20 s once and is sent again; so is a $batch sub-request."""
+    settings = Settings.from_env({"LICENSING_GRAPH_URL": tenant.base_url, "LICENSING_GRAPH_AUTH": "none"})
+    gateway = GraphGateway.from_settings(settings)
+    slept: list[float] = []
+    reader = BulkReader(gateway, budget=patient(slept))
+    try:
+        tenant.faults.throttle_next, tenant.faults.retry_after = 1, 20
+        assert (await reader.catalog()).skus
+        user = hire(tenant, "waited")
+        tenant.faults.throttle_next = 1
+        [(status, body)] = await reader.batch([f"/users/{user.id}?$select=id"])
+    finally:
+        await gateway.close()
+    assert (status, body["id"]) == (200, user.id)
+    assert slept == [20, 20]
+    assert tenant.state.requests["GET /subscribedSkus"] == 2
+    assert tenant.state.requests["GET /users/{id}"] == 2
+    assert reader.requests == 4  # each try counted: the sweep reports every request it made

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -23,6 +23,7 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from licensing.adapters.graph.client import require_graph_url
 from licensing.adapters.graph.gateway import RAW_ERRORS, USER_SELECT, GraphGateway, call
+from licensing.adapters.graph.read_budget import ReadBudget, retry_after
 from licensing.adapters.graph.reads import odata_key, sku_from_json
 from licensing.adapters.graph.telemetry import graph_route
 from licensing.adapters.telemetry import catalog_read, throttled
@@ -67,20 +68,36 @@ def user_path(user: str) -> str | None:
 
 
 class BulkReader:
-    """Streaming reads with a request counter (the sweep reports how many Graph requests it made)."""
+    """Streaming reads with a request counter (the sweep reports how many Graph requests it made).
 
-    def __init__(self, graph: GraphGateway) -> None:
+    With a ``budget`` (the sweep's), a read throttled with a Retry-After above GRAPH_RETRY_WAIT_CAP - which the SDK
+    does not wait out - is sent again after it, while the budget lasts; without one, it fails as TransientError.
+    """
+
+    def __init__(self, graph: GraphGateway, *, budget: ReadBudget | None = None) -> None:
         self._client = graph.client
         self._adapter = graph.client.request_adapter
+        self._budget = budget or ReadBudget.none()
         self.requests = 0
         self.delta_link: str | None = None
 
     async def _send(self, what: str, info: RequestInformation, *, delta: bool = False) -> dict[str, Any]:
-        self.requests += 1
-        pending = self._adapter.send_primitive_async(info, "bytes", ERRORS)
-        raw = await call(what, _expired_as_delta_expired(pending) if delta else pending)
-        page: dict[str, Any] = json.loads(raw) if raw else {}
-        return page
+        while True:
+            self.requests += 1
+            pending = self._adapter.send_primitive_async(info, "bytes", ERRORS)
+            waits: list[float] = []  # the Retry-After of a 429/503 the SDK gave up on
+            try:
+                raw = await call(what, _answer(pending, delta=delta, waits=waits))
+            except TransientError as exc:
+                wait = max(waits, default=0.0)
+                if wait <= GRAPH_RETRY_WAIT_CAP:
+                    raise  # not throttled, or the SDK already waited out what it could (client.py)
+                if not await self._budget.wait(wait):
+                    raise TransientError(f"{exc.message} ({self._budget.refusal(wait)})") from None
+                log.warning("%s: waited out Graph's Retry-After of %g s", what, wait)
+                continue
+            page: dict[str, Any] = json.loads(raw) if raw else {}
+            return page
 
     def _follow(self, link: str, what: str) -> RequestInformation:
         """GET a link Graph gave us (or we stored): only below the configured Graph base URL (ForeignLink)."""
@@ -164,7 +181,8 @@ class BulkReader:
 
         Graph answers a batch in any order (https://learn.microsoft.com/graph/json-batching): each answer is matched
         to its request by ``id``, never by position. Sub-requests throttled inside a successful batch are sent
-        again after their Retry-After, when that is at most GRAPH_RETRY_WAIT_CAP; otherwise the 429 is returned.
+        again after their Retry-After, when that is at most GRAPH_RETRY_WAIT_CAP or fits in the reader's budget;
+        otherwise the 429 (503) is returned.
         """
         if len(paths) > BATCH_LIMIT:
             raise ValueError(f"$batch takes at most {BATCH_LIMIT} requests")
@@ -188,29 +206,32 @@ class BulkReader:
                 if status == 429:  # inside a 200 batch: the middleware never sees these
                     throttled(method="GET", route=graph_route(todo[key].split("?")[0]))
                 if status in {429, 503} and attempt < BATCH_RETRIES:
-                    wait = max(wait, _retry_after(item.get("headers") or {}))
+                    wait = max(wait, retry_after(item.get("headers")))
                     retrying[key] = (status, item.get("body"))
                     continue
                 results[key] = (status, item.get("body"))
                 del todo[key]
             if not todo:
                 break
-            if wait > GRAPH_RETRY_WAIT_CAP:  # not waited out in-process (client.py): the caller sees the status
+            if not await self._budget.wait_out(wait):  # too long to wait (client.py): the caller sees the status
                 results.update(retrying)
                 break
-            await asyncio.sleep(wait)
         for key in todo:  # still throttled after the retries (or never answered): the caller sees the status
             results.setdefault(key, (429, None))
         return [results[str(i)] for i in range(len(paths))]
 
 
-async def _expired_as_delta_expired(pending: Any) -> Any:  # noqa: ANN401  # the SDK's untyped awaitable
+async def _answer(pending: Any, *, delta: bool, waits: list[float]) -> Any:  # noqa: ANN401  # the SDK's awaitable
+    """The SDK's answer; a delta read's expired link as DeltaExpired; a 429/503's Retry-After put into ``waits``."""
     try:
         return await pending
     except APIError as exc:
+        status = exc.response_status_code
         code = str(getattr(getattr(exc, "error", None), "code", "") or "").lower()
-        if exc.response_status_code == 410 or (exc.response_status_code == 400 and code in EXPIRED_DELTA_CODES):
-            raise DeltaExpired(f"the users deltaLink has expired ({exc.response_status_code} {code})") from None
+        if delta and (status == 410 or (status == 400 and code in EXPIRED_DELTA_CODES)):
+            raise DeltaExpired(f"the users deltaLink has expired ({status} {code})") from None
+        if status in {429, 503}:
+            waits.append(retry_after(exc.response_headers))
         raise
 
 
@@ -224,13 +245,3 @@ def _relative_path(path: str) -> bool:
         and "\\" not in path
         and ("/../" not in f"{route}/" and "/./" not in f"{route}/")
     )
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float:
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                return 1.0
-    return 1.0
