@@ -65,9 +65,12 @@ soak: install  ## the soak tests at full size (2,000 requests; one host, then th
 unit: install
 	$(PY) -m pytest -q tests/unit
 
+# actionlint checks .github/workflows; its shellcheck is the pinned one in the venv and pyflakes is off (no inline
+# Python there), so the result never depends on what else the machine has on PATH.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/actionlint -shellcheck=$(VENV)/bin/shellcheck -pyflakes=
 
 typecheck: install
 	$(VENV)/bin/mypy
