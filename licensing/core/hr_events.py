@@ -143,6 +143,7 @@ def dispatch_for(
         "source": "hr",
         "requestId": f"hr-{event.event_id}",
         "issuedAt": now.isoformat(),
+        "hrEvent": event.type,
     }
     if event.type == "terminate":
         message["action"] = "remove"

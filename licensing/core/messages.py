@@ -44,6 +44,12 @@ class OnboardRequest(_Message):
     issued_at: AwareDatetime | None = Field(
         default=None, alias="issuedAt", description="when the producer decided it (HR: when the event arrived)"
     )
+    hr_event: Literal["hire", "update", "terminate"] | None = Field(
+        default=None,
+        alias="hrEvent",
+        description="set by the HR webhook: the HR event this request carries out. Only a later hire outranks a "
+        "terminate (an update during the notice period does not cancel it) or passes a leaver's tombstone",
+    )
     usage_location_waits: int = Field(
         default=0,
         ge=0,

@@ -8,18 +8,21 @@ from dataclasses import dataclass
 from licensing.adapters.storage.leases import HrOrder, Lease, hr_order
 from licensing.core.messages import OnboardRequest
 from licensing.core.model import Catalog, UserFacts
-from licensing.core.planning import managed_sku_ids
+from licensing.core.planning import AssignmentPlan, managed_sku_ids
 from licensing.core.records import StatusRecord
 from licensing.services.context import Services
 
 # status rows of SKUs this app assigned (action-required: assigned, a plan waits for an admin)
 OWNING = frozenset({"assigned", "verified", "pending", "action-required", "failed"})
+# a managed SKU whose verification is done or under way: no second check chain
+CHECKED_OR_CHECKING = frozenset({"verified", "pending", "assigned"})
 
 
 @dataclass(frozen=True, slots=True)
 class UserState:
     """One user's licensing facts: ``owned`` are the SKU ids the app may take away, ``rows`` our rows by RowKey,
-    ``hr`` the latest HR event applied; ``lease`` is renewed before each Graph write (it fences a stalled worker)."""
+    ``hr`` the latest HR event applied (``hired``: the latest HR hire, read for a terminate); ``lease`` is renewed
+    before each Graph write (it fences a stalled worker)."""
 
     user: UserFacts
     catalog: Catalog
@@ -27,10 +30,29 @@ class UserState:
     owned: frozenset[str]
     lease: Lease
     hr: HrOrder | None = None
+    hired: HrOrder | None = None
 
     async def fence(self, services: Services) -> None:
         """Renew the lease right before a write; LeaseLost (nothing written) if another worker took it."""
         await self.lease.renew(services.clock())
+
+
+def hire_key(user_id: str) -> str:
+    """The key of the user's hire order: the issuedAt of the latest HR hire applied, an HR order of its own beside
+    the user's (which every HR event advances), so that a terminate can ask "was I re-hired since?" alone."""
+    return f"{user_id}~hire"
+
+
+def owned_skus(rows: dict[str, StatusRecord], catalog: Catalog) -> frozenset[str]:
+    """Ids of the SKUs whose rows say this app assigned them: the ones it may take away again."""
+    return frozenset(
+        sku.id for part, row in rows.items() if row.outcome in OWNING and (sku := catalog.by_part_number(part))
+    )
+
+
+def unverified(rows: dict[str, StatusRecord], plan: AssignmentPlan) -> bool:
+    """True unless every managed SKU already has a verification done or under way (no second chain)."""
+    return any((row := rows.get(d.part_number)) is None or row.outcome not in CHECKED_OR_CHECKING for d in plan.managed)
 
 
 async def load_state(request: OnboardRequest, user: UserFacts, services: Services, lease: Lease) -> UserState:
@@ -41,9 +63,6 @@ async def load_state(request: OnboardRequest, user: UserFacts, services: Service
     catalog = await services.graph.catalog()
     rows = {r.sku: r async for r in services.storage.statuses(user.id)}
     hr = await hr_order(services.storage, user.id) if request.source == "hr" else None
-    if request.converge:
-        return UserState(user, catalog, rows, managed_sku_ids(services.policy(), catalog), lease, hr)
-    owned = frozenset(
-        sku.id for part, row in rows.items() if row.outcome in OWNING and (sku := catalog.by_part_number(part))
-    )
-    return UserState(user, catalog, rows, owned, lease, hr)
+    hired = await hr_order(services.storage, hire_key(user.id)) if request.hr_event == "terminate" else None
+    owned = managed_sku_ids(services.policy(), catalog) if request.converge else owned_skus(rows, catalog)
+    return UserState(user, catalog, rows, owned, lease, hr, hired)

@@ -27,16 +27,17 @@ from licensing.core.planning import AssignmentPlan, plan_assignment
 from licensing.core.policy import Policy
 from licensing.core.records import LEAVER, StatusRecord
 from licensing.services.context import Services
-from licensing.services.facts import UserState, load_state
+from licensing.services.facts import UserState, load_state, unverified
 from licensing.services.offboard import offboard
 from licensing.services.onboard_outcomes import (
     blocked,
     clear_request_rows,
     come_back,
     compliant,
-    echo_of_own_write,
     group_failures,
     location_lag,
+    location_set_lately,
+    nothing_to_change,
     rejected,
     superseded,
     user_missing,
@@ -76,12 +77,12 @@ async def _onboard(request: OnboardRequest, services: Services) -> Handled:
         # The file itself is broken: every request would fail alike, so let the queue redeliver (and in
         # the end poison, with this reason) rather than reject a whole day of joiners.
         raise TransientError(f"the policy file cannot be used: {exc.message}") from None
-    if request.source == "graph" and (echo := await echo_of_own_write(request, services)):
-        return echo  # our own assignLicense or PATCH, notified back as "updated": nothing to read or decide
     try:
         user = await services.graph.get_user(request.user)
     except UserNotFound as exc:
         return await user_missing(request, services, exc)
+    if request.source == "graph" and (unchanged := await nothing_to_change(request, user, policy, services)):
+        return unchanged  # e.g. our own assignLicense or PATCH, notified back as "updated": no lease, no write
     return await _under_lease(request, user, policy, services)
 
 
@@ -132,7 +133,7 @@ async def _assign(request: OnboardRequest, state: UserState, policy: Policy, ser
         return await rejected(subject, services, exc.message)
     await group_failures(subject, plan, services)
     if plan.no_op:
-        return await compliant(request, state, plan, services, verify_again=_unverified(state.rows, plan))
+        return await compliant(request, state, plan, services, verify_again=unverified(state.rows, plan))
     if plan.usage_location:
         if not services.settings.set_usage_location:
             return await rejected(subject, services, NO_USAGE_LOCATION.format(upn=user.user_principal_name))
@@ -163,8 +164,9 @@ async def _apply(
         await services.graph.catalog(fresh=True)
         return await blocked(request, user, services, exc, tuple(c.desired.part_number for c in plan.changes))
     except UsageLocationMissing as exc:
-        if plan.usage_location is None and not request.usage_location_waits:
-            raise  # not a location this request just set: permanent, as Graph says
+        just_set = plan.usage_location is not None or request.usage_location_waits > 0
+        if not just_set and not await location_set_lately(request, user.id, services):
+            raise  # not a location this app just set: permanent, as Graph says
         return await location_lag(request, subject, services, exc)
     await state.fence(services)  # lost while the write was in flight: the new holder records, we come back
     # The check goes out before the "assigned" row: that row then always has a check behind it, even if storage
@@ -187,14 +189,6 @@ async def _apply(
     return Handled("assigned", f"{done} for {user.user_principal_name}")
 
 
-def _unverified(rows: dict[str, StatusRecord], plan: AssignmentPlan) -> bool:
-    """True unless every managed SKU already has a verification done or under way (no second chain)."""
-    return any(
-        (row := rows.get(d.part_number)) is None or row.outcome not in {"verified", "pending", "assigned"}
-        for d in plan.managed
-    )
-
-
 def _refusal(request: OnboardRequest, user: UserFacts, rows: dict[str, StatusRecord]) -> str | None:
     """Why this user must not be licensed now: a disabled account, or a leaver (until a later HR hire)."""
     if not user.account_enabled:
@@ -202,6 +196,7 @@ def _refusal(request: OnboardRequest, user: UserFacts, rows: dict[str, StatusRec
     tomb = rows.get(LEAVER)
     if tomb is None:
         return None
-    if request.source == "hr" and request.issued_at is not None and request.issued_at > tomb.updated_at:
+    rehire = request.source == "hr" and request.hr_event in {None, "hire"}  # None: queued before hrEvent existed
+    if rehire and request.issued_at is not None and request.issued_at > tomb.updated_at:
         return None
     return f"left on {tomb.updated_at:%Y-%m-%d} (HR terminate); only a later HR hire licenses them again"

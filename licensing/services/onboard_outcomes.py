@@ -1,6 +1,6 @@
-"""The ways onboarding ends short of an assignment: blocked, rejected, user missing, already compliant, an echo of
-our own write, a usage location not replicated yet, a group license in error, an HR event older than one applied,
-the user's lease held (or lost) by another worker."""
+"""The ways onboarding ends short of an assignment: blocked, rejected, user missing, already compliant, a Graph
+notification with nothing to change (the echo of our own write), a usage location not replicated yet, a group license
+in error, an HR event older than one applied, the user's lease held (or lost) by another worker."""
 
 from __future__ import annotations
 
@@ -9,31 +9,30 @@ import logging
 from datetime import timedelta
 
 from licensing.adapters.storage.leases import HrOrder, advance_hr_order
-from licensing.core.errors import SeatsExhausted, UsageLocationMissing, UserNotFound
+from licensing.core.errors import PolicyError, SeatsExhausted, UsageLocationMissing, UserNotFound
 from licensing.core.messages import OnboardRequest
 from licensing.core.model import UserFacts
 from licensing.core.outcomes import Decided, Noted, Subject
-from licensing.core.planning import AssignmentPlan
+from licensing.core.planning import AssignmentPlan, plan_assignment
+from licensing.core.policy import Policy
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import LEAVER, REQUEST_LEVEL
 from licensing.core.verification import group_failure_reason
 from licensing.services.context import Services
-from licensing.services.facts import UserState
+from licensing.services.facts import UserState, hire_key, owned_skus, unverified
 from licensing.services.recording import Handled, about, backoff, record, retry_payload
 from licensing.services.verify import schedule_verification
 
 log = logging.getLogger(__name__)
-# Graph notifies users subscribers of our own assignLicense and PATCH as "updated", usually within seconds to a few
-# minutes (https://learn.microsoft.com/graph/change-notifications-overview). A notification for a user whose latest
-# row this app wrote inside this window is taken for that echo. A real change inside the window (rare: someone edits
-# the user minutes after we licensed them) waits for the nightly sweep, which reads every user.
-ECHO_WINDOW = timedelta(minutes=10)
-_SETTLED_BY_US = frozenset({"assigned", "verified", "pending"})
 # Right after PATCH usageLocation, assignLicense can still answer "invalid usage location" while the directory
 # replicates: come back a few times, a few seconds apart (doubling), then give up with a reason naming the lag.
 LOCATION_LAG_SECONDS = 3
 LOCATION_LAG_ATTEMPTS = 4
+# A location this app set (its UsageLocationSet event) this recently may still be replicating, whichever delivery
+# or request set it: a redelivery after a failed assignLicense finds the location on the user and skips the PATCH.
+LOCATION_SET_RECENTLY = timedelta(minutes=10)
 LEASE_WAIT_SECONDS = 3  # how soon a request that found the user busy comes back (with jitter)
+NOTHING_TO_CHANGE = "nothing to change (the echo of our own write, or a change the policy does not look at)"
 
 
 async def come_back(request: OnboardRequest, services: Services, why: str) -> Handled:
@@ -50,9 +49,11 @@ async def superseded(request: OnboardRequest, state: UserState, services: Servic
     the latest one already applied; otherwise this one becomes the latest and None is returned.
 
     A terminate issued before a hire but delivered after it keeps the licenses; a hire issued after a terminate
-    passes its tombstone (dated by the terminate's issuedAt) whenever it is delivered.
+    passes its tombstone (dated by the terminate's issuedAt) whenever it is delivered. A terminate waits for its end
+    date while HR keeps sending updates for the leaver: only a later hire outranks it (a rehire, or the termination
+    withdrawn). A request without hrEvent (queued before it existed) is ranked by the latest HR event of any kind.
     """
-    issued, latest = request.issued_at, state.hr
+    issued, latest = request.issued_at, state.hired if request.hr_event == "terminate" else state.hr
     if request.source != "hr" or issued is None:
         return None
     if latest is not None and issued < latest.issued_at:
@@ -62,36 +63,57 @@ async def superseded(request: OnboardRequest, state: UserState, services: Servic
         )
         await record(services, Noted(about(request, state.user), "RequestSuperseded", reason))
         return Handled("skipped", reason)
-    await advance_hr_order(services.storage, state.user.id, HrOrder(issued, request.request_id))
+    order = HrOrder(issued, request.request_id)
+    await advance_hr_order(services.storage, state.user.id, order)
+    if request.hr_event == "hire":
+        await advance_hr_order(services.storage, hire_key(state.user.id), order)
     return None
 
 
-async def echo_of_own_write(request: OnboardRequest, services: Services) -> Handled | None:
-    """For a Graph notification: "skipped" when it is the echo of our own recent write (no Graph read), else None.
+async def nothing_to_change(
+    request: OnboardRequest, user: UserFacts, policy: Policy, services: Services
+) -> Handled | None:
+    """For a Graph notification: "skipped", with nothing written, when the user as just read needs no change and
+    no check; else None (decide under the lease as any request).
 
-    Notifications carry the object id, which is how status rows are keyed.
+    Graph notifies our own assignLicense and PATCH back as "updated" (change-notifications-overview): the user read
+    here is what tells the echo from a real change made minutes later (a provisioning tool setting the department),
+    at one user read (1-2 resource units) and no write. Anything the full path would record (a disabled account, a
+    leaver, a request-level row to clear, a group in error, a check to send) falls through to it.
     """
-    rows = [
-        r
-        async for r in services.storage.statuses(request.user)
-        if r.sku not in {REQUEST_LEVEL, LEAVER} and not r.sku.startswith("message-")
-    ]
-    if not rows:
+    if not user.account_enabled:
         return None
-    newest = max(rows, key=lambda r: r.updated_at)
-    if newest.outcome not in _SETTLED_BY_US or services.clock() - newest.updated_at >= ECHO_WINDOW:
+    rows = {r.sku: r async for r in services.storage.statuses(user.id)}
+    if LEAVER in rows or REQUEST_LEVEL in rows:
         return None
-    log.info("notification for %s is the echo of our own write (request %s)", request.user, request.request_id)
-    return Handled("skipped", "echo of our own write")
+    catalog = await services.graph.catalog()
+    owned = owned_skus(rows, catalog)
+    try:
+        plan = plan_assignment(user, policy, catalog, usage_location=request.usage_location, owned=owned)
+    except (PolicyError, SeatsExhausted, UsageLocationMissing):
+        return None
+    if not plan.no_op or plan.group_failed or plan.group_bypassed or unverified(rows, plan):
+        return None
+    log.info("notification for %s: nothing to change (request %s)", user.id, request.request_id)
+    return Handled("skipped", NOTHING_TO_CHANGE)
+
+
+async def location_set_lately(request: OnboardRequest, user_id: str, services: Services) -> bool:
+    """True when this request, or this app within LOCATION_SET_RECENTLY, set the user's usage location: Graph's
+    "invalid usage location" is then replication lag (PLATFORM_NOTES), not the permanent refusal it otherwise is."""
+    since = services.clock() - LOCATION_SET_RECENTLY
+    return any(
+        e.kind == "UsageLocationSet" and (e.request_id == request.request_id or e.at >= since)
+        for e in await services.storage.events(user_id)
+    )
 
 
 async def user_gone(request: OnboardRequest, services: Services, exc: UserNotFound) -> Handled:
-    """A Graph notification for a user Graph no longer returns: a soft-deleted user (it arrives as "updated").
-
-    An audit event only: no retries (a notification names a user that existed) and no status row.
-    """
+    """A Graph notification for a user Graph still does not return after the retries: a soft-deleted user (it
+    arrives as "updated"). An audit event only, no status row: nothing was asked of us for it."""
     reason = (
-        f"user {request.user} no longer exists (deleted; its change notification arrives as updated): {exc.message}"
+        f"user {request.user} no longer exists (deleted; its change notification arrives as updated; checked "
+        f"{services.settings.not_found_max_attempts} times): {exc.message}"
     )
     await record(services, Noted(about(request), "RequestRejected", reason))
     return Handled("skipped", reason)
@@ -133,9 +155,8 @@ async def group_failures(subject: Subject, plan: AssignmentPlan, services: Servi
 
 
 async def user_missing(request: OnboardRequest, services: Services, exc: UserNotFound) -> Handled:
-    """Retry a 404 a few times (new accounts replicate late), then reject. From a Graph notification: gone."""
-    if request.source == "graph":
-        return await user_gone(request, services, exc)
+    """Retry a 404 a few times (new accounts replicate late, and a new user's notification can arrive before Graph
+    returns it), then reject; from a Graph notification, then an audit event only (a soft-deleted user)."""
     settings = services.settings
     subject = about(request)
     if request.attempt + 1 < settings.not_found_max_attempts:
@@ -149,6 +170,8 @@ async def user_missing(request: OnboardRequest, services: Services, exc: UserNot
         await record(services, Noted(subject, "RequestDeferred", reason))
         await services.storage.send(LICENSE_REQUESTS_QUEUE, retry_payload(request), delay_seconds=delay)
         return Handled("deferred", reason)
+    if request.source == "graph":
+        return await user_gone(request, services, exc)
     reason = f"user {request.user} does not exist in the tenant (checked {settings.not_found_max_attempts} times)"
     await record(services, Decided(subject, "rejected", "RequestRejected", f"{reason}: {exc.message}"))
     return Handled("rejected", reason)

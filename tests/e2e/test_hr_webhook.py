@@ -16,10 +16,11 @@ from licensing.core.errors import TransientError
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.signing import sign
 from licensing.dev.localhost import user_function
+from licensing.dev.tenant import EmulatedTenant
 from licensing.services.context import Services
 from licensing.services.scheduling import held, release_due
 from tests.conftest import HR_PREVIOUS_SECRET, HR_SECRET
-from tests.helpers import drain
+from tests.helpers import EMS, INTUNE_A, RMS_S_PREMIUM, drain, hire, invoke
 
 URL = "http://localhost/api/hr/events"
 
@@ -59,8 +60,9 @@ async def test_signed_batch_is_accepted_and_queued(services: Services) -> None:
     messages = sorted(await drain(services, LICENSE_REQUESTS_QUEUE), key=lambda m: m["requestId"])
     issued = messages[0].pop("issuedAt")
     assert datetime.fromisoformat(issued) <= datetime.now(UTC)
-    assert messages[0] == {"user": "a1@contoso.onmicrosoft.com", "source": "hr", "requestId": "hr-a1",
-                           "attributes": {"department": "Sales"}}  # fmt: skip
+    who = {"user": "a1@contoso.onmicrosoft.com", "source": "hr", "requestId": "hr-a1"}
+    assert messages[0] == {**who, "hrEvent": "hire", "attributes": {"department": "Sales"}}
+    assert messages[1]["hrEvent"] == "update"
     assert messages[1]["usageLocation"] == "DE"
 
 
@@ -284,3 +286,25 @@ async def test_a_terminate_cancels_a_held_future_hire(services: Services) -> Non
     status, _ = await post(signed(event("early-bye", "terminate", userPrincipalName="early@contoso.onmicrosoft.com")))
     assert status == 202
     assert await held(services.storage) == []
+
+
+async def test_an_update_during_the_notice_period_does_not_cancel_the_scheduled_terminate(
+    services: Services, tenant: EmulatedTenant
+) -> None:
+    """terminate (endDate next month) is held; an update HR sends meanwhile is applied; the terminate still runs."""
+    upn = hire(tenant, "notice").user_principal_name
+    await post(signed(event("n-hire", userPrincipalName=upn)))
+    for body in await drain(services, LICENSE_REQUESTS_QUEUE):
+        await invoke("onboard", body)
+    end = datetime.now(UTC).date() + timedelta(days=30)
+    await post(signed(event("n-bye", "terminate", userPrincipalName=upn, endDate=end.isoformat())))
+    [(_, terminate)] = await held(services.storage)
+    await post(signed(event("n-move", "update", userPrincipalName=upn, employeeType="Contractor")))
+    [update] = await drain(services, LICENSE_REQUESTS_QUEUE)
+    await invoke("onboard", update)
+    user = tenant.state.user(upn)
+    assert {a.sku_id: sorted(a.disabled_plans) for a in user.assignments} == {EMS: sorted([INTUNE_A, RMS_S_PREMIUM])}
+    await invoke("onboard", terminate)  # its end date came: the timer released it, the queue delivers it
+    assert user.assignments == []
+    rows = {r.sku: r async for r in services.storage.statuses(user.id)}
+    assert (rows["EMS"].outcome, rows["~leaver"].outcome) == ("removed", "removed")

@@ -177,6 +177,36 @@ async def test_a_terminate_issued_before_a_hire_but_delivered_after_it_keeps_the
     assert hire_request["issuedAt"] in skipped.detail
 
 
+async def test_an_update_issued_after_the_terminate_took_effect_does_not_relicense_the_leaver(
+    services: Services, tenant: EmulatedTenant
+) -> None:
+    """terminate T10 applied; an HR update issued T20 is no hire: the leaver keeps no license, the tombstone stays."""
+    user = hire(tenant, "goneupdated")
+    await invoke("onboard", {**hr(user.user_principal_name, 0), "hrEvent": "hire"})
+    await invoke("onboard", {**hr(user.user_principal_name, 10, "terminate"), "hrEvent": "terminate"})
+    update = {**hr(user.user_principal_name, 20, employeeType="Contractor"), "hrEvent": "update"}
+    await invoke("onboard", update)
+    assert held(tenant, user.id) == {}
+    assert "~leaver" in await statuses(services, user.id)
+    [refused] = [e for e in await services.storage.events(user.id) if e.request_id == update["requestId"]]
+    assert (refused.kind, "only a later HR hire" in refused.detail) == ("RequestRejected", True)
+
+
+async def test_a_hire_issued_after_a_scheduled_terminate_withdraws_it(
+    services: Services, tenant: EmulatedTenant
+) -> None:
+    """terminate T10 waits for its end date; a hire T20 (and an update T30) are applied; the terminate is skipped."""
+    user = hire(tenant, "stays")
+    upn = user.user_principal_name
+    terminate = {**hr(upn, 10, "terminate"), "hrEvent": "terminate"}
+    await invoke("onboard", {**hr(upn, 20), "hrEvent": "hire"})
+    await invoke("onboard", {**hr(upn, 30, employeeType="Contractor"), "hrEvent": "update"})
+    await invoke("onboard", terminate)
+    assert held(tenant, user.id) == {EMS: sorted([INTUNE_A, RMS_S_PREMIUM])}
+    [skipped] = [e for e in await services.storage.events(user.id) if e.kind == "RequestSuperseded"]
+    assert skipped.request_id == terminate["requestId"]
+
+
 EVENTS = ("hire", "move", "terminate", "rehire")
 
 

@@ -66,10 +66,9 @@ def test_hire_becomes_an_assign_request_effective_on_its_start_date() -> None:
     """Attributes, usage location from country, and the start date (less the lead time)."""
     event = HrEvent.model_validate(HIRE)
     plan = dispatch_for(event, now=NOW, timezone=UTC_ZONE, hire_lead_hours=12, leaver_grace_days=0)
-    assert plan.message == {
-        "user": "ada@contoso.com", "source": "hr", "requestId": "hr-evt-1", "issuedAt": NOW.isoformat(),
-        "attributes": {"department": "Sales", "employeeType": "Employee", "country": "GB"}, "usageLocation": "GB",
-    }  # fmt: skip
+    attributes = {"department": "Sales", "employeeType": "Employee", "country": "GB"}
+    who = {"user": "ada@contoso.com", "source": "hr", "requestId": "hr-evt-1", "issuedAt": NOW.isoformat()}
+    assert plan.message == {**who, "hrEvent": "hire", "attributes": attributes, "usageLocation": "GB"}
     assert plan.effective == datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
@@ -85,15 +84,15 @@ def test_mover_is_applied_now() -> None:
     event = HrEvent.model_validate({**HIRE, "type": "update", "department": "Executive"})
     plan = dispatch_for(event, now=NOW, timezone=UTC_ZONE, hire_lead_hours=0, leaver_grace_days=0)
     assert plan.effective is None
-    assert plan.message["attributes"]["department"] == "Executive"
+    assert (plan.message["hrEvent"], plan.message["attributes"]["department"]) == ("update", "Executive")
 
 
 def test_leaver_is_removed_when_end_date_is_over_plus_grace() -> None:
     """terminate -> action remove at the end of endDate (00:00 the next day) + grace days."""
     event = HrEvent.model_validate({**HIRE, "type": "terminate", "endDate": "2026-12-31", "startDate": None})
     plan = dispatch_for(event, now=NOW, timezone=UTC_ZONE, hire_lead_hours=0, leaver_grace_days=3)
-    assert plan.message == {"user": "ada@contoso.com", "source": "hr", "requestId": "hr-evt-1",
-                            "issuedAt": NOW.isoformat(), "action": "remove"}  # fmt: skip
+    who = {"user": "ada@contoso.com", "source": "hr", "requestId": "hr-evt-1", "issuedAt": NOW.isoformat()}
+    assert plan.message == {**who, "hrEvent": "terminate", "action": "remove"}
     assert plan.effective == datetime(2027, 1, 4, tzinfo=UTC)
 
 

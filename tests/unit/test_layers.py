@@ -29,6 +29,18 @@ PRESENTATION = ("opentelemetry", "jinja2", "rich")
 CORE_FORBIDDEN_MODULES = frozenset(SDKS + NETWORK + SYSTEM + PRESENTATION)
 CORE_ALLOWED_PATHLIB = frozenset({"PurePath"})  # pure path arithmetic, no file system access
 CORE_FORBIDDEN_CALLS = frozenset({"open", "input", "print", "exec", "eval", "__import__"})
+# Clock reads: the core is handed the time (Services.clock, a ``now`` argument), so that decisions can be tested at
+# any instant. CLOCK_READS maps the module or class read from to the names that read the wall or monotonic clock.
+CLOCK_READS = {
+    "datetime": frozenset({"now", "utcnow", "today"}),
+    "date": frozenset({"today"}),
+    "time": frozenset({"time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns"}),
+}
+# (module, function) allowed to read the clock, and why. records.utcnow is the default of StatusRecord.updated_at,
+# AuditEvent.at and Services.clock, and OnboardRequest's issuedAt check reads it while validating: making those
+# timestamps required touches every construction of a record (tests, adapters, triggers) - a change of its own.
+CLOCK_ALLOWED = frozenset({("licensing.core.records", "utcnow")})
+DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})  # importlib.import_module("licensing.x"), __import__
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +87,34 @@ def _imports(module: str, tree: ast.AST, *, is_package: bool) -> Iterator[tuple[
                     yield node.lineno, f"licensing.{name}", ()
             else:
                 yield node.lineno, base, names
+        elif isinstance(node, ast.Call) and _called(node) in DYNAMIC_IMPORTS and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                yield node.lineno, first.value, ()
+
+
+def _called(node: ast.Call) -> str:
+    """The name a call reaches: open() -> open, importlib.import_module() -> import_module."""
+    func = node.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _clock_reads(module: str, tree: ast.AST) -> Iterator[Violation]:
+    """Every datetime.now() / time.monotonic() ... outside CLOCK_ALLOWED, and every clock imported by name."""
+    allowed = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and (module, n.name) in CLOCK_ALLOWED]
+    exempt = {id(inner) for node in allowed for inner in ast.walk(node)}
+    for node in ast.walk(tree):
+        if id(node) in exempt:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module in CLOCK_READS:
+            for alias in node.names:
+                if alias.name in CLOCK_READS[node.module]:
+                    yield Violation(module, node.lineno, f"the pure core imports the clock {node.module}.{alias.name}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+            if node.func.attr in CLOCK_READS.get(name, ()):
+                yield Violation(module, node.lineno, f"the pure core reads the clock ({name}.{node.func.attr}())")
 
 
 def violations(root: Path = PACKAGE) -> list[Violation]:
@@ -102,6 +142,7 @@ def violations(root: Path = PACKAGE) -> list[Violation]:
                 and isinstance(node.func, ast.Name)
                 and node.func.id in CORE_FORBIDDEN_CALLS
             )
+            found.extend(_clock_reads(module, tree))
     return found
 
 
@@ -179,4 +220,66 @@ def test_upward_and_relative_imports_are_caught(tmp_path: Path) -> None:
     assert [str(v) for v in violations(root)] == [
         "licensing.adapters.storage:1: adapters imports licensing.services (services)",
         "licensing.services.onboard:1: services imports licensing.functions (functions)",
+    ]
+
+
+def test_a_core_module_importing_an_adapter_by_name_is_caught(tmp_path: Path) -> None:
+    """importlib.import_module('licensing.adapters...') or __import__ from the core is an upward import all the same."""
+    root = _tree(
+        tmp_path,
+        {
+            "core/__init__.py": "",
+            "core/planning.py": (
+                "import importlib\ngw = importlib.import_module('licensing.adapters.graph.gateway')\n"
+                "from importlib import import_module\nst = import_module('licensing.services.onboard')\n"
+                "tables = __import__('azure.data.tables')\nok = import_module('licensing.core.model')\n"
+            ),
+        },
+    )
+    assert [str(v) for v in violations(root)] == [
+        "licensing.core.planning:2: core imports licensing.adapters.graph.gateway (adapters)",
+        "licensing.core.planning:4: core imports licensing.services.onboard (services)",
+        "licensing.core.planning:5: the pure core imports azure.data.tables",
+        "licensing.core.planning:5: the pure core calls __import__()",
+    ]
+
+
+def test_a_core_module_reading_the_clock_is_caught(tmp_path: Path) -> None:
+    """The core may not read a clock it is not handed: datetime.now/utcnow/today, date.today, time.time/monotonic."""
+    root = _tree(
+        tmp_path,
+        {
+            "core/__init__.py": "",
+            "core/records.py": (
+                "import datetime as dt, time\nfrom datetime import date, datetime\nfrom time import monotonic\n"
+                "a = datetime.now()\nb = dt.datetime.utcnow()\nc = date.today()\nd = time.monotonic()\n"
+                "e = datetime.fromisoformat('2026-01-01')\n"
+                "def utcnow():\n    return datetime.now()\n"
+            ),
+        },
+    )
+    assert [str(v) for v in violations(root)] == [
+        "licensing.core.records:3: the pure core imports the clock time.monotonic",
+        "licensing.core.records:4: the pure core reads the clock (datetime.now())",
+        "licensing.core.records:5: the pure core reads the clock (datetime.utcnow())",
+        "licensing.core.records:6: the pure core reads the clock (date.today())",
+        "licensing.core.records:7: the pure core reads the clock (time.monotonic())",
+    ]
+
+
+def test_the_clock_allowance_is_one_function_and_outside_the_core_the_clock_is_free(tmp_path: Path) -> None:
+    """records.utcnow may read the clock; the same call elsewhere in the core may not; adapters read it freely."""
+    clock = "from datetime import datetime\ndef utcnow():\n    return datetime.now()\n"
+    root = _tree(
+        tmp_path,
+        {
+            "core/__init__.py": "",
+            "core/records.py": clock,
+            "core/policy.py": clock,
+            "adapters/__init__.py": "",
+            "adapters/clock.py": clock,
+        },
+    )
+    assert [str(v) for v in violations(root)] == [
+        "licensing.core.policy:3: the pure core reads the clock (datetime.now())"
     ]

@@ -17,6 +17,15 @@ def test_valid_request_parses_with_camel_case_aliases() -> None:
     assert (req.user, req.source, req.request_id, req.usage_location) == ("ada@contoso.example", "hr", "r1", "GB")
 
 
+def test_the_hr_event_kind_is_carried_and_only_hr_kinds_are_accepted() -> None:
+    """hrEvent (set by the HR webhook) is hire, update or terminate; absent in older messages."""
+    assert parse_message(json.dumps(GOOD), OnboardRequest).hr_event is None
+    update = parse_message(json.dumps({**GOOD, "hrEvent": "update"}), OnboardRequest)
+    assert update.model_dump(mode="json", by_alias=True)["hrEvent"] == "update"
+    with pytest.raises(InvalidRequest, match="hrEvent"):
+        parse_message(json.dumps({**GOOD, "hrEvent": "promote"}), OnboardRequest)
+
+
 def test_each_problem_is_named_with_its_field() -> None:
     """Missing user, bad source and bad usage location are all reported."""
     with pytest.raises(InvalidRequest) as caught:
