@@ -1,9 +1,10 @@
 """Scale-out soak: three worker processes (three app instances) against one Azurite and one emulated tenant.
 
-Graph throttles (10 % 429), fails (3 % 503) and answers too late (2 %), 10 % of requests arrive twice, and
-storage restarts once. SOAK_USERS sets the size: `make soak` runs 2,000; `make test` (and so CI) runs 45.
+Graph throttles (10 % 429), fails (3 % 503) and answers too late (2 %), 10 % of requests arrive twice, storage
+restarts once, and a fifth more users get HR hire / move / terminate / rehire sequences delivered in any order. SOAK_USERS sets the size: `make soak` runs 2,000; `make test` (and so CI) runs 45.
 Asserts what the leases, the write budget and the status rows' ETags exist for: every licensable user ends
-verified with the license the policy gives, nothing is lost or poisoned, no status row goes backwards, and the
+verified with the license the policy gives (for an HR sequence: what its latest-issued step implies), nothing is
+lost or poisoned, no status row goes backwards, and the
 assignLicense writes stay within what was needed plus what had to be repeated.
 """
 
@@ -16,7 +17,7 @@ import random
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,17 @@ from licensing.dev.azurite import Azurite
 from licensing.dev.localhost import local_settings
 from licensing.dev.tenant import EmulatedTenant, Faults, TenantState
 from licensing.settings import APP_ROOT, StorageSettings
-from tests.helpers import EMS, INTUNE_A
+from tests.helpers import EMS, INTUNE_A, RMS_S_PREMIUM
 
 USERS = int(os.environ.get("SOAK_USERS", "45"))
+HR_USERS = max(USERS // 5, 4)  # besides USERS: hire, move, terminate, rehire sequences delivered out of order
+# What each step of an HR sequence asks for, and the licenses the latest-issued step implies at the end.
+STEPS: tuple[tuple[str, dict[str, str], list[str] | None], ...] = (
+    ("hire", {"department": "Sales"}, [INTUNE_A]),
+    ("update", {"employeeType": "Contractor"}, [INTUNE_A, RMS_S_PREMIUM]),
+    ("terminate", {}, None),
+    ("hire", {"department": "Sales"}, [INTUNE_A]),  # the rehire
+)
 WORKERS = 3
 LIMIT_SECONDS = 240 + USERS * 1.2  # each worker's own limit; the test waits a little longer
 RANK = {"assigned": 0, "pending": 1, "verified": 2}
@@ -111,6 +120,25 @@ async def worker(env: dict[str, str]) -> dict[str, Any]:
     return stats
 
 
+def hr_sequence(upn: str, steps: int, start: datetime) -> list[dict[str, Any]]:
+    """The first ``steps`` HR requests of hire, move, terminate, rehire for one user, a minute apart."""
+    bodies = []
+    for n, (event, attributes, _) in enumerate(STEPS[:steps]):
+        body: dict[str, Any] = {
+            "user": upn,
+            "source": "hr",
+            "requestId": f"hr-{upn}-{n}",
+            "hrEvent": event,
+            "issuedAt": (start + timedelta(minutes=n)).isoformat(),
+        }
+        if event == "terminate":
+            body["action"] = "remove"
+        else:
+            body["attributes"] = attributes
+        bodies.append(body)
+    return bodies
+
+
 @pytest.mark.soak
 async def test_three_instances_license_everyone_once(tmp_path: Path) -> None:
     """Three worker processes: all licensable users verified, none lost, poisoned, doubled or going backwards."""
@@ -133,8 +161,15 @@ async def test_three_instances_license_everyone_once(tmp_path: Path) -> None:
             bodies = [
                 {"user": u.user_principal_name, "source": "hr", "requestId": f"scale-{i}"} for i, u in enumerate(users)
             ]
-            bodies += rng.sample(bodies, USERS // 10)  # 10 % delivered twice
-            rng.shuffle(bodies)
+            start = datetime.now(UTC) - timedelta(hours=1)
+            hr_upns = [f"hr{i:05d}@contoso.onmicrosoft.com" for i in range(HR_USERS)]
+            hr_users = [state.add_user(upn, upn, usage_location="US", department="Sales") for upn in hr_upns]
+            lengths = [1 + i % len(STEPS) for i in range(HR_USERS)]  # each sequence stops after 1, 2, 3 or 4 steps
+            for upn, steps in zip(hr_upns, lengths, strict=True):
+                bodies += hr_sequence(upn, steps, start)
+            distinct = len(bodies)
+            bodies += rng.sample(bodies, distinct // 10)  # 10 % delivered twice
+            rng.shuffle(bodies)  # HR steps arrive in any order: their issuedAt decides
             storage = Storage.from_settings(StorageSettings(connection_string=azurite.connection_string))
             await storage.ensure_created()
             await asyncio.gather(*(storage.send(LICENSE_REQUESTS_QUEUE, b) for b in bodies))
@@ -157,20 +192,31 @@ async def test_three_instances_license_everyone_once(tmp_path: Path) -> None:
                 verified += row.outcome == "verified"
                 held = [(a.sku_id, a.disabled_plans) for a in user.assignments]
                 wrong += held != [(EMS, [INTUNE_A])]
+            hr_wrong = []
+            for user, steps in zip(hr_users, lengths, strict=True):
+                disabled = STEPS[steps - 1][2]
+                held = [(a.sku_id, sorted(a.disabled_plans)) for a in user.assignments]
+                want = [] if disabled is None else [(EMS, sorted(disabled))]
+                row = await storage.status(user.id, "EMS")
+                settled = disabled is None or (row is not None and row.outcome == "verified")
+                if held != want or not settled:
+                    hr_wrong.append(f"{user.user_principal_name} after {steps} step(s): {held}, row {row}")
             poison_poison = [name for name in POISON_QUEUES if await waiting(storage, name)]
             await storage.close()
             poisoned = sum(sum(r["poisoned"].values()) for r in results)
             failed = sum(sum(r["failed"].values()) for r in results)
-            writes, needed = state.writes["assignLicense"], USERS
+            writes, needed = state.writes["assignLicense"], distinct  # at most one write per distinct request
             retried = state.faulted.total() + state.slow_answers
             print(
-                f"\nscale-out: workers={WORKERS} users={USERS} messages={len(bodies)} verified={verified} "
+                f"\nscale-out: workers={WORKERS} users={USERS}+{HR_USERS} HR sequences messages={len(bodies)} "
+                f"verified={verified} hr-wrong={len(hr_wrong)} "
                 f"lost={lost} poisoned={poisoned} backwards={len(watch.backwards)} (over {watch.scans} scans) "
                 f"assignLicense={writes} needed={needed} (429/503 {state.faulted.total()}, slow answers "
                 f"{state.slow_answers}) failed deliveries={failed} per worker="
                 f"{[sum(r['succeeded'].values()) for r in results]}"
             )
             assert (verified, lost, poisoned, wrong) == (USERS, 0, 0, 0)
+            assert hr_wrong == []
             assert watch.backwards == []
             assert poison_poison == []
             assert all(sum(r["succeeded"].values()) > 0 for r in results), "every instance did some of the work"
