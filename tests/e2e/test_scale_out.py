@@ -1,11 +1,11 @@
 """Scale-out soak: three worker processes (three app instances) against one Azurite and one emulated tenant.
 
 Graph throttles (10 % 429), fails (3 % 503) and answers too late (2 %), 10 % of requests arrive twice, storage
-restarts once, and a fifth more users get HR hire / move / terminate / rehire sequences delivered in any order. SOAK_USERS sets the size: `make soak` runs 2,000; `make test` (and so CI) runs 45.
-Asserts what the leases, the write budget and the status rows' ETags exist for: every licensable user ends
-verified with the license the policy gives (for an HR sequence: what its latest-issued step implies), nothing is
-lost or poisoned, no status row goes backwards, and the
-assignLicense writes stay within what was needed plus what had to be repeated.
+restarts once, and a fifth more users get HR hire / move / terminate / rehire sequences delivered in any order.
+SOAK_USERS sets the size: `make soak` runs 2,000; `make test` (and so CI) runs 45. Asserts what the leases, the
+write budget and the status rows' ETags exist for: every licensable user ends verified with the license the policy
+gives (for an HR sequence: what its latest-issued step implies), nothing is lost or poisoned, no status row goes
+backwards, and the assignLicense writes stay within what was needed plus what had to be repeated.
 """
 
 from __future__ import annotations
