@@ -108,13 +108,16 @@ async def location_set_lately(request: OnboardRequest, user_id: str, services: S
     )
 
 
-async def user_gone(request: OnboardRequest, services: Services, exc: UserNotFound) -> Handled:
-    """A Graph notification for a user Graph still does not return after the retries: a soft-deleted user (it
-    arrives as "updated"). An audit event only, no status row: nothing was asked of us for it."""
-    reason = (
-        f"user {request.user} no longer exists (deleted; its change notification arrives as updated; checked "
-        f"{services.settings.not_found_max_attempts} times): {exc.message}"
-    )
+async def user_gone(request: OnboardRequest, services: Services, exc: UserNotFound, *, soft_deleted: bool) -> Handled:
+    """A Graph notification for a user Graph does not return: one in deleted items (soft-deleted: it arrives as
+    "updated"), or one still missing after the retries. An audit event only, no status row: nothing was asked of us
+    for it."""
+    if soft_deleted:
+        why = "soft-deleted: in Graph's deleted items, restorable for 30 days; notified as updated"
+    else:
+        reads = services.settings.not_found_max_attempts
+        why = f"not returned in {reads} reads, nor in deleted items: deleted for good, or never created"
+    reason = f"user {request.user} no longer exists ({why}): {exc.message}"
     await record(services, Noted(about(request), "RequestRejected", reason))
     return Handled("skipped", reason)
 
@@ -156,9 +159,13 @@ async def group_failures(subject: Subject, plan: AssignmentPlan, services: Servi
 
 async def user_missing(request: OnboardRequest, services: Services, exc: UserNotFound) -> Handled:
     """Retry a 404 a few times (new accounts replicate late, and a new user's notification can arrive before Graph
-    returns it), then reject; from a Graph notification, then an audit event only (a soft-deleted user)."""
+    returns it), then reject; from a Graph notification an audit event only, at once for a user in deleted items."""
     settings = services.settings
     subject = about(request)
+    # A soft-deleted user's notification (an "updated") 404s like a new user's: one deletedItems read tells them
+    # apart, so the deleted one costs no retries; a 404 there too is a user not replicated yet (or a UPN).
+    if request.source == "graph" and await services.graph.is_soft_deleted(request.user):
+        return await user_gone(request, services, exc, soft_deleted=True)
     if request.attempt + 1 < settings.not_found_max_attempts:
         delay = backoff(settings.not_found_retry_seconds, request.attempt + 1)
         reason = (
@@ -171,7 +178,7 @@ async def user_missing(request: OnboardRequest, services: Services, exc: UserNot
         await services.storage.send(LICENSE_REQUESTS_QUEUE, retry_payload(request), delay_seconds=delay)
         return Handled("deferred", reason)
     if request.source == "graph":
-        return await user_gone(request, services, exc)
+        return await user_gone(request, services, exc, soft_deleted=False)
     reason = f"user {request.user} does not exist in the tenant (checked {settings.not_found_max_attempts} times)"
     await record(services, Decided(subject, "rejected", "RequestRejected", f"{reason}: {exc.message}"))
     return Handled("rejected", reason)

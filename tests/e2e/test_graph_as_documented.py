@@ -27,6 +27,7 @@ from tests.helpers import ASSIGN, drain, hire, invoke, request, statuses
 REPO = Path(__file__).resolve().parents[2]
 GROUP = "7d3c1a52-9b0e-4f61-8c2d-3e4f5a6b7c8d"
 GET_USER = "GET /users/{id}"
+DELETED_ITEM = "GET /directory/deletedItems/{id}"
 
 
 @pytest.fixture(autouse=True)
@@ -191,20 +192,17 @@ async def test_invalid_usage_location_without_one_just_set_stays_permanent(
 async def test_soft_deleted_user_notification_is_an_audit_event_only(
     services: Services, tenant: EmulatedTenant
 ) -> None:
-    """A soft-deleted user arrives as "updated": its 404 is retried like a new user's (an event per try), then one
-    audit event says it is gone; never a rejected row."""
+    """A soft-deleted user arrives as "updated": its 404 costs one deletedItems read and no retry, then one audit
+    event says it is gone; no row, no message sent again."""
     user = hire(tenant, "departed")
     tenant.state.delete_user(user.id)
     await invoke("onboard", {**request(user.id), "source": "graph"})
-    [retry] = await drain(services, LICENSE_REQUESTS_QUEUE)
-    assert retry["attempt"] == 1  # LICENSING_NOT_FOUND_MAX_ATTEMPTS is 2 in tests: this is the last try
-    await invoke("onboard", retry)
     assert await statuses(services, user.id) == {}
-    gone, deferred = await services.storage.events(user.id)
-    assert (deferred.kind, gone.kind) == ("RequestDeferred", "RequestRejected")
-    assert "no longer exists" in gone.detail
+    [gone] = await services.storage.events(user.id)
+    assert gone.kind == "RequestRejected"
+    assert "no longer exists (soft-deleted: in Graph's deleted items" in gone.detail
     assert await drain(services, LICENSE_REQUESTS_QUEUE) == []
-    assert tenant.state.requests[GET_USER] == 2
+    assert (tenant.state.requests[GET_USER], tenant.state.requests[DELETED_ITEM]) == (1, 1)
 
 
 @pytest.fixture

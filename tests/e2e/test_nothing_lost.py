@@ -18,6 +18,7 @@ from tests.helpers import EMS, INTUNE_A, drain, hire, invoke, request, statuses
 
 NEW_ID = "0b7e8f2a-1c3d-4e5f-8a9b-0c1d2e3f4a5b"
 EMSPREMIUM = "b05e124f-c7cc-45a0-a6aa-8cf78c946968"
+DELETED_ITEM = "GET /directory/deletedItems/{id}"
 
 
 @pytest.fixture(autouse=True)
@@ -66,8 +67,10 @@ async def test_a_change_while_a_check_keeps_rewriting_the_pending_row_is_acted_o
 async def test_a_notification_for_a_user_not_readable_yet_is_retried_until_it_is(
     services: Services, tenant: EmulatedTenant
 ) -> None:
-    """A new user's notification can beat replication: the 404 is retried (an event, no row), then licensed."""
+    """A new user's notification can beat replication: the 404 (not in deleted items either) is retried (an event,
+    no row), then licensed."""
     await invoke("onboard", {"user": NEW_ID, "source": "graph", "requestId": "graph-new"})
+    assert tenant.state.requests[DELETED_ITEM] == 1  # not a soft-deleted user: retried
     assert await statuses(services, NEW_ID) == {}
     [deferred] = await services.storage.events(NEW_ID)
     assert (deferred.kind, deferred.request_id) == ("RequestDeferred", "graph-new")
@@ -77,6 +80,22 @@ async def test_a_notification_for_a_user_not_readable_yet_is_retried_until_it_is
     await invoke("onboard", retry)
     assert held(tenant, NEW_ID) == {EMS: [INTUNE_A]}
     assert (await statuses(services, NEW_ID))["EMS"].outcome == "assigned"
+
+
+async def test_a_notified_user_never_readable_nor_deleted_is_one_audit_event_after_the_retries(
+    services: Services, tenant: EmulatedTenant
+) -> None:
+    """A notified id Graph never returns and deleted items do not hold is retried like a new user's (one deletedItems
+    read per try), then one audit event says so; no row, nothing sent again."""
+    await invoke("onboard", {"user": NEW_ID, "source": "graph", "requestId": "graph-ghost"})
+    [retry] = await drain(services, LICENSE_REQUESTS_QUEUE)
+    await invoke("onboard", retry)  # LICENSING_NOT_FOUND_MAX_ATTEMPTS is 2 in tests: the last try
+    assert await statuses(services, NEW_ID) == {}
+    gone, deferred = await services.storage.events(NEW_ID)
+    assert (deferred.kind, gone.kind) == ("RequestDeferred", "RequestRejected")
+    assert "not returned in 2 reads, nor in deleted items: deleted for good, or never created" in gone.detail
+    assert await drain(services, LICENSE_REQUESTS_QUEUE) == []
+    assert tenant.state.requests[DELETED_ITEM] == 2
 
 
 async def test_lag_of_our_own_location_on_a_redelivery_is_waited_out(

@@ -279,6 +279,34 @@ async def test_soft_delete_notifies_updated_and_permanent_delete_notifies_delete
     assert nina not in tenant.state.deleted_users
 
 
+async def test_deleted_items_hold_a_soft_deleted_user_until_it_is_purged(
+    graph: GraphServiceClient, http: httpx.AsyncClient, tenant: EmulatedTenant
+) -> None:
+    """GET /directory/deletedItems/{id} answers a soft-deleted user as #microsoft.graph.user with $select, and 404
+    Request_ResourceNotFound for a live user, an unknown id and a purged user."""
+    nina = tenant.state.user(NINA).id
+    path = f"/directory/deletedItems/{nina}"
+    for missing in (path, f"/directory/deletedItems/{GROUP}"):
+        answer = await http.get(missing)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (404, "Request_ResourceNotFound")
+    await graph.users.by_user_id(NINA).delete()
+    selected = {"$select": "id,userPrincipalName"}
+    found = (await http.get(f"/directory/deletedItems/{nina.upper()}", params=selected)).json()
+    assert found == {
+        "@odata.context": f"{tenant.base_url}/$metadata#directoryObjects/$entity",
+        "@odata.type": "#microsoft.graph.user",
+        "id": nina,
+        "userPrincipalName": NINA,
+    }
+    sdk = await graph.directory.deleted_items.by_directory_object_id(nina).get()
+    assert isinstance(sdk, GraphUser)
+    assert (sdk.id, sdk.user_principal_name) == (nina, NINA)
+    tenant.state.delete_user(nina, permanent=True)
+    purged = await http.get(path)
+    assert (purged.status_code, purged.json()["error"]["code"]) == (404, "Request_ResourceNotFound")
+    assert tenant.state.requests["GET /directory/deletedItems/{id}"] == 5
+
+
 async def test_the_apps_own_writes_notify_updated_when_they_change_the_user(
     graph: GraphServiceClient,
     http: httpx.AsyncClient,

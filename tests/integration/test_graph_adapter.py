@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from kiota_abstractions.api_error import APIError
 
-from licensing.adapters.graph.gateway import GraphGateway, translate
+from licensing.adapters.graph.errors import translate
+from licensing.adapters.graph.gateway import GraphGateway
 from licensing.core.errors import (
     AccessDenied,
     AssignmentRejected,
@@ -147,6 +148,26 @@ async def test_persistent_throttling_becomes_a_transient_error(graph: GraphGatew
     tenant.faults.retry_after = 0
     with pytest.raises(TransientError, match="429"):
         await graph.catalog(fresh=True)
+
+
+async def test_soft_deleted_is_read_from_deleted_items_by_object_id_only(
+    graph: GraphGateway, tenant: EmulatedTenant
+) -> None:
+    """is_soft_deleted: True for a user in deleted items, False on their 404 (live, purged), a UPN costs no call,
+    and a throttled read stays transient."""
+    read = "GET /directory/deletedItems/{id}"
+    user = hire(tenant, "leaving")
+    assert await graph.is_soft_deleted(user.id) is False  # live: not in deleted items
+    tenant.state.delete_user(user.id)
+    assert await graph.is_soft_deleted(user.id.upper()) is True
+    assert await graph.is_soft_deleted(user.user_principal_name) is False
+    assert tenant.state.requests[read] == 2
+    tenant.faults.throttle_rate, tenant.faults.retry_after = 1.0, 0
+    with pytest.raises(TransientError, match="429"):
+        await graph.is_soft_deleted(user.id)
+    tenant.faults.throttle_rate = 0.0
+    tenant.state.delete_user(user.id, permanent=True)
+    assert await graph.is_soft_deleted(user.id) is False
 
 
 def test_forbidden_is_access_denied_naming_the_fix() -> None:

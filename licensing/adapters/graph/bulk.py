@@ -22,7 +22,8 @@ from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
 from licensing.adapters.graph.client import require_graph_url
-from licensing.adapters.graph.gateway import RAW_ERRORS, USER_SELECT, GraphGateway, call
+from licensing.adapters.graph.errors import call
+from licensing.adapters.graph.gateway import RAW_ERRORS, USER_SELECT, GraphGateway
 from licensing.adapters.graph.read_budget import ReadBudget, retry_after
 from licensing.adapters.graph.reads import odata_key, sku_from_json
 from licensing.adapters.graph.telemetry import graph_route

@@ -1,4 +1,4 @@
-"""The only module that talks to Microsoft Graph. ODataError becomes our own errors here."""
+"""The Graph gateway: owns the one GraphServiceClient; every call goes through errors.call (ODataError -> ours)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import httpx
-from azure.core.exceptions import ClientAuthenticationError
-from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_information import RequestInformation
 from msgraph import GraphServiceClient
+from msgraph.generated.directory.deleted_items.item.directory_object_item_request_builder import (
+    DirectoryObjectItemRequestBuilder as DeletedItem,
+)
 from msgraph.generated.models.assigned_license import AssignedLicense
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.user import User
@@ -26,19 +27,13 @@ from msgraph.generated.users.item.license_details.license_details_request_builde
 )
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
-from licensing.adapters.graph.client import Closable, ForeignLink, build_client
+from licensing.adapters.graph.client import Closable, build_client
+from licensing.adapters.graph.errors import call
 from licensing.adapters.graph.fallback import observed_from_user_json
 from licensing.adapters.graph.reads import observed_from_json, odata_key, sku_from_json, user_from_json
-from licensing.adapters.graph.telemetry import graph_call
 from licensing.adapters.telemetry import catalog_read
 from licensing.core.errors import (
     AccessDenied,
-    AssignmentRejected,
-    LicensingError,
-    PermanentError,
-    SeatsExhausted,
-    TransientError,
-    UsageLocationMissing,
     UserNotFound,
 )
 from licensing.core.model import Catalog, ObservedLicense, UserFacts
@@ -62,6 +57,7 @@ USER_SELECT = [  # what reads.user_from_json parses; the sweep selects the same 
 RAW_ERRORS: dict[str, Any] = {"XXX": ODataError}  # every error status deserialises as ODataError
 # App-only plan states (licenseDetails does not support application permissions): fallback.observed_from_user_json
 FALLBACK_SELECT = ["id", "assignedLicenses", "assignedPlans", "provisionedPlans", "licenseAssignmentStates"]
+USER_TYPE = "#microsoft.graph.user"  # @odata.type of a user among deleted items (directoryObjects)
 _SLOT = "user-slot-0f3a"  # stands in for a `$` UPN while the SDK builds the URL; replaced by its ('...') key
 
 
@@ -70,6 +66,7 @@ class GraphPort(Protocol):
 
     async def catalog(self, *, fresh: bool = False) -> Catalog: ...
     async def get_user(self, user: str) -> UserFacts: ...
+    async def is_soft_deleted(self, user: str) -> bool: ...
     async def set_usage_location(self, user_id: str, location: str) -> None: ...
     async def assign(self, user_id: str, add: Sequence[tuple[str, Iterable[str]]], remove: Sequence[str]) -> None: ...
     async def plan_states(self, user_id: str) -> tuple[ObservedLicense, ...]: ...
@@ -133,6 +130,23 @@ class GraphGateway:
             raise UserNotFound(f"user {user} was not returned by Graph")
         return user_from_json(found)
 
+    async def is_soft_deleted(self, user: str) -> bool:
+        """Whether the user (by object id) is in Graph's deleted items: soft-deleted, restorable for 30 days.
+
+        GET /directory/deletedItems/{id} (https://learn.microsoft.com/graph/api/directory-deleteditems-get;
+        User.Read.All). Its 404 is False; a UPN is False without a call (deleted items are keyed by object id).
+        """
+        if not _is_object_id(user):
+            return False
+        query = DeletedItem.DirectoryObjectItemRequestBuilderGetQueryParameters(select=["id"])
+        item = self._client.directory.deleted_items.by_directory_object_id(user)
+        info = item.to_get_request_information(RequestConfiguration(query_parameters=query))
+        try:
+            found = await self._raw(f"read deleted item {user}", info)
+        except UserNotFound:
+            return False
+        return bool(found.get("@odata.type", USER_TYPE) == USER_TYPE)  # deleted items also hold groups and apps
+
     def _user(self, user: str) -> UserItemRequestBuilder:
         """The SDK's builder for one user (a `$` UPN gets a placeholder that ``_at`` swaps for its key)."""
         return self._client.users.by_user_id(_SLOT if user.startswith("$") else user)
@@ -194,49 +208,8 @@ class GraphGateway:
         return observed_from_json(details)
 
 
-async def call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's return types are untyped for mypy
-    """Await one SDK call (in its own span) and translate its failures into our errors."""
-    with graph_call() as span:
-        try:
-            return await pending
-        except APIError as exc:
-            raise span.failed(translate(exc, what)) from None
-        except ForeignLink as exc:  # the client refused to send it (client.GraphOriginGuard): already our error
-            raise span.failed(exc) from None
-        except ClientAuthenticationError as exc:
-            # No token: IMDS not reachable yet, or an admin who has not run `az login`. Retrying may help.
-            no_token = TransientError(
-                f"could not get a Graph token to {what}: {type(exc).__name__} (check the managed identity, "
-                "or sign in with az login when LICENSING_GRAPH_AUTH=default)"
-            )
-            raise span.failed(no_token) from None
-        except httpx.TimeoutException:
-            raise span.failed(TransientError(f"Graph timed out while trying to {what}")) from None
-        except httpx.TransportError as exc:
-            unreachable = f"Graph unreachable while trying to {what}: {type(exc).__name__}"
-            raise span.failed(TransientError(unreachable)) from None
-
-
-def translate(exc: APIError, what: str) -> LicensingError:  # noqa: PLR0911  # a flat decision table
-    """Map a Graph error to permanent vs transient, keeping Graph's code and message."""
-    status = exc.response_status_code or 0
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None) or "unknown"
-    message = getattr(error, "message", None) or str(exc)
-    text = f"Graph refused to {what}: {status} {code}: {message}"
-    lowered = message.lower()
-    if status == 404:
-        return UserNotFound(text)
-    if status == 401:  # an expired or not yet valid token: a fresh one on redelivery usually fixes it
-        return TransientError(text)
-    if status == 403:
-        return AccessDenied(f"{text} (grant the app's identity the Graph permission this call needs)")
-    if status == 400 and "usage location" in lowered:
-        return UsageLocationMissing(text)
-    if status == 400 and "does not have any available licenses" in lowered:
-        return SeatsExhausted(text, part_numbers=())
-    if status in {408, 429} or status >= 500:
-        return TransientError(text)
-    if status == 400:
-        return AssignmentRejected(text)
-    return PermanentError(text)
+def _is_object_id(ref: str) -> bool:
+    try:
+        return str(uuid.UUID(ref)) == ref.lower()
+    except ValueError:
+        return False

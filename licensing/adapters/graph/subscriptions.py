@@ -8,7 +8,8 @@ from typing import Any
 
 from msgraph.generated.models.subscription import Subscription
 
-from licensing.adapters.graph.gateway import GraphGateway, call
+from licensing.adapters.graph.errors import call
+from licensing.adapters.graph.gateway import GraphGateway
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from licensing.core.errors import LicensingError
 # name or metric attribute never carries who the call was about. A new endpoint shows as {id} until added here.
 GRAPH_SEGMENTS = frozenset(
     {"users", "assignLicense", "licenseDetails", "subscribedSkus", "subscriptions", "reauthorize", "delta", "$batch"}
+    | {"directory", "deletedItems", "deviceManagement", "managedDevices"}
 )
 API_VERSIONS = frozenset({"v1.0", "beta"})
 DEFAULT_PORTS = {"https": 443, "http": 80}

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from licensing.dev.tenant.deleted_items_api import get_deleted_item
 from licensing.dev.tenant.delta import users_delta
 from licensing.dev.tenant.devices_api import list_managed_devices
 from licensing.dev.tenant.faults import Fault
@@ -146,6 +147,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("DELETE", "/users/{id}", delete_user),
     ("POST", "/users/{id}/assignLicense", assign_license),
     ("GET", "/users/{id}/licenseDetails", license_details),
+    ("GET", "/directory/deletedItems/{id}", get_deleted_item),
     ("GET", "/deviceManagement/managedDevices", list_managed_devices),
     ("POST", "/subscriptions", create_subscription),
     ("GET", "/subscriptions", list_subscriptions),

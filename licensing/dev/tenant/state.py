@@ -190,11 +190,14 @@ class TenantState(Provisioning):
         """A user by id or UPN, or Graph's 404 for one that does not exist."""
         found = self.find_user(ref)
         if found is None:
-            raise GraphError(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{ref}' does not exist or one of its queried reference-property objects are not present.",
-            )
+            raise _not_found(ref)
+        return found
+
+    def deleted_user(self, user_id: str) -> User:
+        """A soft-deleted user by object id (Entra's deleted items), or Graph's 404 (for a live user too)."""
+        found = self.deleted_users.get(user_id.lower())
+        if found is None:
+            raise _not_found(user_id)
         return found
 
     def consumed_units(self, sku_id: str) -> int:
@@ -436,6 +439,11 @@ class TenantState(Provisioning):
         if self._seats is not None:
             self._seats.update(after - before)
             self._seats.subtract(before - after)
+
+
+def _not_found(ref: str) -> GraphError:
+    message = f"Resource '{ref}' does not exist or one of its queried reference-property objects are not present."
+    return GraphError(404, "Request_ResourceNotFound", message)
 
 
 def _held(user: User) -> frozenset[str]:
