@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install browser demo test unit lint typecheck iac schema bench soak clean
+.PHONY: install browser demo run test unit lint typecheck iac schema bench soak clean
 
 install: $(STAMP) $(NODE_STAMP)
 
@@ -47,6 +47,11 @@ browser:
 
 demo: install
 	$(PY) -m licensing.dev.demo
+
+PORT ?= 7071
+
+run: install  ## the whole app on this machine, interactive, on http://127.0.0.1:$(PORT)/api; Ctrl-C stops it
+	$(PY) -m licensing.dev.run --port $(PORT)
 
 test: install browser lint typecheck iac
 	$(PY) -m pytest -q

@@ -250,9 +250,15 @@ class LocalHost:
         return len(batch)
 
     async def serve_forever(self) -> None:
-        """Poll until cancelled (like `func start`)."""
+        """Poll until cancelled (like `func start`); storage going away is waited out, as the host does."""
         while True:
-            if not await self.poll_once():
+            try:
+                ran = await self.poll_once()
+            except (AzureError, OSError) as exc:
+                self.storage_errors += 1
+                log.warning("storage unavailable while polling: %s", type(exc).__name__)
+                ran = 0
+            if not ran:
                 await asyncio.sleep(self.poll_interval)
 
     async def close(self) -> None:
