@@ -1,1 +1,2 @@
-"""The admin CLI (`licensing`): argument parsing in main, one module per command family, rendering in render."""
+"""The admin CLI (`licensing`): the grammar in parser, errors and exit codes in main, one module per command
+family, output in output (JSON/CSV vocabulary, tables that fit the terminal) and the *_render modules."""

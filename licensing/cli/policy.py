@@ -7,7 +7,6 @@ Exit codes: 0 clean; 1 the policy works but needs a decision (plans it never men
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -27,13 +26,30 @@ EXIT_ATTENTION, EXIT_ERROR = 1, 3
 
 
 def _rules(policy: Policy) -> list[list[Cell]]:
+    """rule, match, sku, disabledPlans: one row per SKU a rule (or a companion) gives."""
     rows: list[list[Cell]] = []
     for rule in policy.rules:
         match = "all" if rule.match == "all" else " and ".join(f"{k}={v}" for k, v in rule.match.items())
-        rows.extend([rule.name, match, spec.sku, " ".join(spec.disabled_plans)] for spec in rule.licenses)
+        rows.extend([rule.name, match, spec.sku, list(spec.disabled_plans)] for spec in rule.licenses)
     for c in policy.companions:
-        rows.extend([f"companion: {c.sku}", "with", s.sku, " ".join(s.disabled_plans)] for s in c.requires)
+        rows.extend([f"companion: {c.sku}", "with", s.sku, list(s.disabled_plans)] for s in c.requires)
     return rows
+
+
+# --csv: one row per finding, each kind filling its columns (the JSON's field names)
+CSV_COLUMNS = ("kind", "rule", "match", "sku", "disabledPlans", "unreviewedPlans", "user", "action", "reason")
+
+
+def _csv_rows(data: dict[str, Any]) -> list[list[Cell]]:
+    """The --json findings as --csv rows: rules, errors, warnings, unreviewed plans, what-ifs."""
+    found: list[dict[str, Any]] = [{"kind": "rule", **r} for r in data["rules"]]
+    found += [{"kind": kind, "reason": text} for kind in ("error", "warning") for text in data[f"{kind}s"]]
+    found += [
+        {"kind": "unreviewed", "rule": u["rules"], "sku": u["sku"], "unreviewedPlans": u["plans"]}
+        for u in data["unreviewedPlans"]
+    ]
+    found += [{"kind": "what-if", **w} for w in data["whatIf"]]
+    return [[f.get(c) for c in CSV_COLUMNS] for f in found]
 
 
 async def _sample(args: argparse.Namespace, graph: GraphGateway) -> list[UserFacts | WhatIf]:
@@ -84,21 +100,17 @@ def _render(
         "errors": list(report.errors),
         "warnings": list(report.warnings),
         "unreviewedPlans": [{"sku": u.sku, "plans": list(u.plans), "rules": list(u.rules)} for u in report.unreviewed],
-        "whatIf": [{"user": w.user, "rule": w.rule, "action": w.action, "detail": w.detail} for w in whatifs],
+        "whatIf": [{"user": w.user, "rule": w.rule, "action": w.action, "reason": w.detail} for w in whatifs],
     }
     if fmt == "json":
         print_json(data)
         return
-    rows: list[Sequence[Cell]] = [["rule", str(r[0]), f"{r[1]} -> {r[2]}", str(r[3])] for r in rules]
-    rows += [["error", "", "", e] for e in report.errors] + [["warning", "", "", w] for w in report.warnings]
-    rows += [["unreviewed", u.sku, " ".join(u.rules), " ".join(u.plans)] for u in report.unreviewed]
-    rows += [["what-if", w.user, f"{w.rule}: {w.action}", w.detail] for w in whatifs]
     if fmt == "csv":
-        emit("csv", title="", columns=["kind", "subject", "what", "detail"], rows=rows)
+        emit("csv", title="", columns=CSV_COLUMNS, rows=_csv_rows(data))
         return
     out = console()
     emit(
-        "table", title=f"Policy {esc(path.name)}: valid", columns=["rule", "match", "SKU", "disabledPlans"], rows=rules
+        "table", title=f"Policy {esc(path.name)}: valid", columns=["rule", "match", "sku", "disabledPlans"], rows=rules
     )
     for e in report.errors:
         out.print(f"[red]error:[/] {esc(e)}")
@@ -115,7 +127,7 @@ def _render(
         emit(
             "table",
             title="What-if (nothing sent)",
-            columns=["user", "rule", "action", "detail"],
+            columns=["user", "rule", "action", "reason"],
             rows=[[w.user, w.rule, w.action, w.detail] for w in whatifs],
         )
     if not against_tenant:

@@ -1,4 +1,7 @@
-"""The CLI's storage-backed commands: status and requeue (the LicenseStatus table) and sweep."""
+"""The CLI's storage-backed commands: status and requeue (the LicenseStatus table) and sweep.
+
+A table that does not exist yet (fresh storage: nothing was ever recorded) reads as empty, not as an error.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,18 @@ import argparse
 import asyncio
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
+
+from azure.core.exceptions import ResourceNotFoundError
 
 from licensing.adapters.graph.gateway import GraphGateway
 from licensing.adapters.storage.account import Storage, transient
-from licensing.cli import render, sweep_render
-from licensing.cli.users_file import CommandLineError
+from licensing.cli import records_render, sweep_render
+from licensing.cli.since import cutoff
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import UNIDENTIFIED, StatusRecord, requeue_message
 from licensing.services.context import Services
@@ -20,43 +28,56 @@ from licensing.services.sweep import run_sweep
 from licensing.settings import Settings
 
 EXIT_ERROR = 3
+NO_TABLE = "; the table does not exist yet: nothing has been recorded"
+T = TypeVar("T")
 
 
-def age(text: str) -> timedelta:
-    """``7d`` / ``12h`` / ``30m`` -> a timedelta; InvalidRequest says the accepted form."""
-    units = {"d": "days", "h": "hours", "m": "minutes"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit():
-        raise CommandLineError(f"--since {text!r}: use a number and d, h or m, e.g. 7d")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[Storage]:
+    """The app's storage (AzureWebJobsStorage), closed afterwards."""
+    storage = Storage.from_settings(settings.require_storage())
+    try:
+        yield storage
+    finally:
+        await storage.close()
 
 
-async def _rows(args: argparse.Namespace, storage: Storage) -> list[StatusRecord]:
-    cutoff = datetime.now(UTC) - age(args.since) if args.since else None
-    with transient("read the LicenseStatus table"):  # unreachable storage: one line, exit 3
-        rows = [
+async def read_table(what: str, read: Callable[[], Awaitable[list[T]]]) -> tuple[list[T], str]:
+    """``read()``'s rows and a note: a missing table is no rows (and says so); unreachable storage is one line,
+    exit 3."""
+    with transient(f"read the {what} table"):
+        try:
+            return await read(), ""
+        except ResourceNotFoundError:
+            return [], NO_TABLE
+
+
+async def _rows(args: argparse.Namespace, storage: Storage) -> tuple[list[StatusRecord], str]:
+    oldest = cutoff(args.since, now=datetime.now(UTC))
+
+    async def read() -> list[StatusRecord]:
+        return [
             r
             async for r in storage.statuses(args.user, outcome=args.outcome)
-            if not r.sku.startswith("~") and (cutoff is None or r.updated_at >= cutoff)
+            if not r.sku.startswith("~") and (oldest is None or r.updated_at >= oldest)
         ]
-    return sorted(rows, key=lambda r: r.updated_at, reverse=True)
+
+    rows, note = await read_table("LicenseStatus", read)
+    return sorted(rows, key=lambda r: r.updated_at, reverse=True), note
 
 
 async def status(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
     """The LicenseStatus table, newest first, filtered by outcome, age and user."""
-    storage = Storage.from_settings(settings.require_storage())
-    try:
-        rows = await _rows(args, storage)
-    finally:
-        await storage.close()
-    render.statuses(rows, fmt=args.format)
+    async with opened(settings) as storage:
+        rows, note = await _rows(args, storage)
+    records_render.statuses(rows, fmt=args.format, ids=args.ids, note=note)
     return 0
 
 
 async def requeue(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
     """Send failed (or blocked) users back to license-requests as manual requests."""
-    storage = Storage.from_settings(settings.require_storage())
-    try:
-        rows = await _rows(args, storage)
+    async with opened(settings) as storage:
+        rows, _ = await _rows(args, storage)
         # A message that named no user (_unidentified) cannot succeed on a second try: it stays recorded.
         # Rows are newest first: each user goes back once, as the newest request kept on their rows (a blocked
         # HR hire with its attributes), else as a bare manual request.
@@ -64,26 +85,20 @@ async def requeue(args: argparse.Namespace, settings: Settings, graph: GraphGate
         for row in rows:
             if row.user_key != UNIDENTIFIED and (row.user_key not in newest or not newest[row.user_key].request):
                 newest[row.user_key] = row
-        users = list(newest)
         for row in newest.values():
             message = requeue_message(row, tag=f"requeue-{uuid.uuid4().hex[:12]}")
             await storage.send(LICENSE_REQUESTS_QUEUE, message)
-    finally:
-        await storage.close()
-    render.requeued(users, args.outcome, fmt=args.format)
+    records_render.requeued(list(newest.values()), args.outcome, fmt=args.format)
     return 0
 
 
 async def sweep(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
     """One sweep now; --csv prints the drift report (one row per finding), --out FILE also saves it."""
-    storage = Storage.from_settings(settings.require_storage())
-    services = Services(settings, graph, storage)
-    try:
+    async with opened(settings) as storage:
+        services = Services(settings, graph, storage)
         await storage.ensure_created()
         with sweep_render.sweep_progress(enabled=args.format == "table") as progress:
             result = await run_sweep(services, dry_run=args.dry_run, force_full=args.full, progress=progress)
-    finally:
-        await storage.close()
     if args.out:
         await asyncio.to_thread(Path(args.out).write_text, result.csv, encoding="utf-8")
     if args.format == "csv":

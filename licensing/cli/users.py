@@ -14,21 +14,19 @@ from pathlib import Path
 from typing import TypeVar
 
 from licensing.adapters.graph.gateway import GraphGateway
-from licensing.adapters.policy_file import load_policy
 from licensing.cli import render
 from licensing.cli.output import problem, progress_bar
 from licensing.cli.users_file import CommandLineError, UserRow, combine, parse_users_file
 from licensing.core.admin_plans import (
-    against_assignment,
     assignment_requests,
     keep_disabled,
     plan_removal,
     seats_needed,
 )
-from licensing.core.errors import LicensingError, PolicyError, UsageLocationMissing
-from licensing.core.planning import AssignmentPlan, DesiredLicense, desired_licenses, plan_changes, resolve
+from licensing.core.errors import LicensingError, PolicyError, SeatsExhausted, UsageLocationMissing
+from licensing.core.model import Catalog, Sku, UserFacts
+from licensing.core.planning import AssignmentPlan, DesiredLicense, plan_changes, resolve
 from licensing.core.policy import LicenseSpec
-from licensing.core.verification import ExpectedLicense, group_failure_verdict, verify_license
 from licensing.settings import Settings
 
 EXIT_MISMATCH, EXIT_ERROR = 1, 3
@@ -76,10 +74,6 @@ async def for_each(
     return [results[i] for i in range(len(rows))]
 
 
-def _expected(desired: DesiredLicense) -> ExpectedLicense:
-    return ExpectedLicense(desired.sku_id, desired.part_number, desired.disabled_plan_ids)
-
-
 async def _assign(
     graph: GraphGateway, user_id: str, adds: list[tuple[str, frozenset[str]]], *, location_just_set: bool
 ) -> None:
@@ -95,33 +89,60 @@ async def _assign(
             return
 
 
-def _failed(command: str, row: UserRow, exc: LicensingError) -> render.UserResult:
+def _failed(command: str, row: UserRow, sku: str, exc: LicensingError) -> render.UserResult:
     problem(command, f"{row.user}: {exc.message}")
-    return render.UserResult(row.user, "", "failed", (), exc.message)
+    return render.UserResult(row.user, "", sku, "failed", (), exc.message)
+
+
+def tenant_sku(catalog: Catalog, part_number: str) -> Sku:
+    """``--sku``'s SKU; PolicyError (in the command line's words) lists what the tenant has."""
+    sku = catalog.by_part_number(part_number)
+    if sku is None:
+        have = ", ".join(sorted(s.part_number for s in catalog.skus)) or "no SKUs"
+        raise PolicyError(f"--sku {part_number!r}: this tenant does not subscribe to it; the tenant has: {have}")
+    return sku
+
+
+def _wanted(catalog: Catalog, part_number: str, disable: list[str]) -> DesiredLicense:
+    """--sku with --disable resolved to ids; a name the tenant lacks is named in the command line's words (the
+    policy's resolver would blame a policy rule)."""
+    sku = tenant_sku(catalog, part_number)
+    for name in disable:
+        if sku.plan_named(name) is None:
+            have = ", ".join(sorted(p.name for p in sku.plans))
+            raise PolicyError(f"--disable {name!r}: {sku.part_number} has no such plan; {sku.part_number} has: {have}")
+    return resolve(LicenseSpec(sku=sku.part_number, disabled_plans=tuple(disable)), catalog, rule="--sku")
+
+
+def _plan(user: UserFacts, want: DesiredLicense, catalog: Catalog, location: str | None) -> AssignmentPlan:
+    """The assignment for one user; a missing usage location or seat is explained in the command line's words."""
+    upn = user.user_principal_name
+    try:
+        # An admin naming the SKU wants it held: a group in error gives it to nobody, so assign it directly.
+        return plan_changes(user, (want,), catalog, rule="--sku", usage_location=location, direct_when_group_fails=True)
+    except UsageLocationMissing:
+        raise UsageLocationMissing(
+            f"{upn} has no usage location; pass --usage-location (e.g. US) or give the users file a usageLocation "
+            "column"
+        ) from None
+    except SeatsExhausted as exc:
+        short = ", ".join(exc.part_numbers)
+        message = f"no free seats for {short}; nothing assigned to {upn} (`licensing skus` shows the seats)"
+        raise SeatsExhausted(message, part_numbers=exc.part_numbers) from None
 
 
 async def assign(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
     """Assign one SKU with exactly (or, with --keep-disabled, at least) these plans disabled."""
     rows = users_of(args)
     catalog = await graph.catalog()
-    desired = resolve(LicenseSpec(sku=args.sku, disabled_plans=tuple(args.disable)), catalog, rule="command line")
+    desired = _wanted(catalog, args.sku, args.disable)
     plans: dict[str, AssignmentPlan] = {}
 
     async def one(row: UserRow) -> render.UserResult:
         try:
             user = await graph.get_user(row.user)
             want = keep_disabled(desired, user, catalog) if args.keep_disabled else desired
-            location = row.usage_location or args.usage_location
-            try:
-                # An admin naming the SKU wants it held: a group in error gives it to nobody, so assign it directly.
-                plan = plan_changes(
-                    user, (want,), catalog, rule="command line", usage_location=location, direct_when_group_fails=True
-                )
-            except UsageLocationMissing:
-                raise UsageLocationMissing(
-                    f"{user.user_principal_name} has no usage location; pass --usage-location (e.g. US) or give "
-                    "the users file a usageLocation column"
-                ) from None
+            plan = _plan(user, want, catalog, row.usage_location or args.usage_location)
             plans[user.id] = plan
             requests = assignment_requests(user, plan)
             if not args.dry_run:
@@ -131,23 +152,20 @@ async def assign(args: argparse.Namespace, settings: Settings, graph: GraphGatew
                     adds = [(c.desired.sku_id, c.desired.disabled_plan_ids) for c in plan.changes]
                     await _assign(graph, user.id, adds, location_just_set=bool(plan.usage_location))
         except LicensingError as exc:
-            return _failed("assign", row, exc)
-        return render.assigned(user.user_principal_name, want, plan, requests, dry_run=args.dry_run)
+            return _failed("assign", row, desired.part_number, exc)
+        return render.assigned(user.user_principal_name, user.id, want, plan, requests, dry_run=args.dry_run)
 
     results = await for_each(rows, one, parallel=args.parallel, label=f"assign {desired.part_number}")
     notes = seats_needed(plans, catalog) if args.dry_run else []
-    render.user_results("assign", results, args.format, dry_run=args.dry_run, notes=notes)
-    return EXIT_ERROR if any(r.action == "failed" for r in results) else 0
+    render.user_results("assign", results, args.format, dry_run=args.dry_run, notes=notes, ids=args.ids)
+    return EXIT_ERROR if any(r.outcome == "failed" for r in results) else 0
 
 
 async def remove(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
     """Remove the direct assignment of a SKU; group-assigned copies are never touched (and we say so)."""
     rows = users_of(args)
     catalog = await graph.catalog()
-    sku = catalog.by_part_number(args.sku)
-    if sku is None:
-        have = ", ".join(sorted(s.part_number for s in catalog.skus)) or "no SKUs"
-        raise PolicyError(f"SKU {args.sku!r} is not one this tenant subscribes to; the tenant has: {have}")
+    sku = tenant_sku(catalog, args.sku)
 
     async def one(row: UserRow) -> render.UserResult:
         try:
@@ -156,50 +174,9 @@ async def remove(args: argparse.Namespace, settings: Settings, graph: GraphGatew
             if removal.request is not None and not args.dry_run:
                 await graph.assign(user.id, [], [removal.sku_id])
         except LicensingError as exc:
-            return _failed("remove", row, exc)
-        return render.removed(user.user_principal_name, removal, dry_run=args.dry_run)
+            return _failed("remove", row, sku.part_number, exc)
+        return render.removed(user.user_principal_name, user.id, removal, dry_run=args.dry_run)
 
     results = await for_each(rows, one, parallel=args.parallel, label=f"remove {sku.part_number}")
-    render.user_results("remove", results, args.format, dry_run=args.dry_run)
-    return EXIT_ERROR if any(r.action == "failed" for r in results) else 0
-
-
-async def verify(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
-    """Every plan's provisioning status against the policy: exit 1 when anything is not as expected."""
-    rows = users_of(args)
-    catalog = await graph.catalog()
-    policy = load_policy(settings.policy_path)
-
-    async def one(row: UserRow) -> render.UserVerification:
-        try:
-            user = await graph.get_user(row.user)
-            rule = policy.rule_for(user.attributes)
-            if rule is None:
-                raise PolicyError(f"no policy rule matches {user.user_principal_name}; nothing to verify against")
-            # What the policy expects, whether or not it could be assigned (no seats is "not as expected").
-            expected: dict[str, DesiredLicense] = {
-                d.sku_id: d
-                for d in desired_licenses(rule, policy, catalog)
-                if not user.via_group(d.sku_id) or user.direct(d.sku_id)
-            }
-            observed = {o.sku_id: o for o in await graph.plan_states(user.id)}
-        except LicensingError as exc:
-            problem("verify", f"{row.user}: {exc.message}")
-            return render.UserVerification(row.user, "", (), (), error=exc.message)
-        verdicts = tuple(
-            group_failure_verdict(_expected(d), failure)
-            if not user.direct(d.sku_id) and (failure := user.group_failure(d.sku_id))
-            else against_assignment(
-                verify_license(_expected(d), observed.get(d.sku_id), user=user.user_principal_name), d, user, catalog
-            )
-            for d in expected.values()
-        )
-        others = tuple(o for sku_id, o in observed.items() if sku_id not in expected)
-        grouped = frozenset(o.sku_id for o in others if user.via_group(o.sku_id))
-        return render.UserVerification(user.user_principal_name, rule.name, verdicts, others, grouped=grouped)
-
-    results = await for_each(rows, one, parallel=args.parallel, label="verify")
-    render.verifications(results, args.format)
-    if any(r.error for r in results):
-        return EXIT_ERROR
-    return 0 if all(r.as_expected for r in results) else EXIT_MISMATCH
+    render.user_results("remove", results, args.format, dry_run=args.dry_run, ids=args.ids)
+    return EXIT_ERROR if any(r.outcome == "failed" for r in results) else 0

@@ -17,6 +17,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import StatusRecord
@@ -82,25 +83,22 @@ async def run_demo(console: Console) -> list[StatusRecord]:
 
 
 def render(rows: list[StatusRecord], console: Console) -> None:
-    """One line per user and SKU: disabled plans, each plan's status, outcome."""
+    """One row per user and SKU: who, the SKU and its outcome on the left; the disabled plans, each plan's status
+    and the reason on the right. Two columns fit an 80-column terminal: the right one wraps between words."""
     table = Table(title="Onboarding results (LicenseStatus table)", show_lines=True, expand=False)
-    table.add_column("User", no_wrap=True)
-    for column in ("SKU", "Disabled plans", "Plan statuses", "Outcome", "Reason"):
-        table.add_column(column, overflow="fold")
+    table.add_column("User, SKU, outcome", no_wrap=True)  # a UPN and a plan name stay whole; the text wraps
+    table.add_column("Disabled plans, plan statuses, reason", overflow="fold")
     for row in sorted(rows, key=lambda r: (r.user_principal_name or r.user_key, r.sku)):
         by_status: dict[str, list[str]] = {}
         for name, status in sorted(row.plan_statuses.items()):
             by_status.setdefault(status, []).append(name)
-        plans = "\n".join(f"{status}: {', '.join(names)}" for status, names in sorted(by_status.items()))
-        colour = COLOURS.get(row.outcome, "")
-        table.add_row(
-            row.user_principal_name or row.user_key,
-            row.sku,
-            ", ".join(row.disabled_plans) or "-",
-            plans or "-",
-            f"[{colour}]{row.outcome}[/]",
-            row.reason if row.outcome != "verified" else "",
-        )
+        lines = [f"disabled: {', '.join(row.disabled_plans) or 'none'}"]
+        lines += [f"{status}: {', '.join(names)}" for status, names in sorted(by_status.items())]
+        lines += [row.reason] if row.outcome != "verified" and row.reason else []
+        # Text, not markup: a reason quotes whatever a sender put in a message ("[/]" included)
+        who = Text(f"{row.user_principal_name or row.user_key}\n{row.sku} ")
+        who.append(row.outcome, style=COLOURS.get(row.outcome, ""))
+        table.add_row(who, Text("\n".join(lines)))
     console.print(table)
     counts: dict[str, int] = {}
     for row in rows:
@@ -113,7 +111,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # azure-functions warns at import that queue functions have no HTTP auth level: true and irrelevant here
     logging.getLogger().addFilter(lambda record: "Auth level is not applied" not in record.getMessage())
-    console = Console(width=180)
+    console = Console()  # the terminal's width (COLUMNS, or 80 when piped)
     render(asyncio.run(run_demo(console)), console)
 
 

@@ -56,7 +56,8 @@ def render_html(snapshot: Snapshot) -> str:
 
 
 def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
-    """The same snapshot as JSON-ready data (ISO 8601 times, camelCase keys like the sweep's run summary)."""
+    """The same snapshot as JSON-ready data: ISO 8601 times, and the admin CLI's field names (``sku``/``skuId``,
+    ``user``/``userId``, ``outcome``, ``reason``, ``updatedAt``; the last sweep as `licensing sweep --json`)."""
     return {
         "takenAt": snapshot.taken_at.isoformat(),
         "lowSeatThreshold": snapshot.low_seat_threshold,
@@ -96,12 +97,12 @@ def _sweep(s: SweepOverview) -> dict[str, Any]:
 
 def _failure(f: Failure) -> dict[str, Any]:
     return {
-        "user": f.user_key,
-        "userPrincipalName": f.user_principal_name,
+        "user": f.user_principal_name or f.user_key,
+        "userId": f.user_key,
         "sku": f.sku,
         "outcome": f.outcome,
         "reason": f.reason,
-        "at": f.at.isoformat(),
+        "updatedAt": f.at.isoformat(),
     }
 
 

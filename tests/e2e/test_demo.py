@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+import re
 
 import pytest
 from rich.console import Console
 
+from licensing.core.records import StatusRecord
+from licensing.dev import demo
 from licensing.dev.demo import render, run_demo
 
 
@@ -31,3 +34,36 @@ async def test_demo_onboards_the_batch_and_reports_every_case(monkeypatch: pytes
     assert any("not valid JSON" in reason for reason in rejected.values())
     assert "poisoned: 0" in output.getvalue()
     assert "Onboarding results" in output.getvalue()
+
+
+def test_demo_table_fits_the_terminal_and_wraps_between_words(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo` in an 80-column terminal: no line is wider, and every UPN, plan name and reason word is whole."""
+    reason = " ".join(f"because{i:02d}" for i in range(40)) + " [/] [bold]"  # markup in data is printed, not obeyed
+    plans = dict.fromkeys(("AAD_PREMIUM", "EXCHANGE_S_FOUNDATION", "ADALLOM_S_DISCOVERY"), "Success")
+    rows = [
+        StatusRecord(
+            "u1",
+            "EMS",
+            "a.rather.long.name@contoso.onmicrosoft.com",
+            "failed",
+            reason,
+            "r1",
+            "hr",
+            disabled_plans=("INTUNE_A",),
+            plan_statuses={**plans, "INTUNE_A": "Disabled"},
+        ),
+        StatusRecord("u2", "EMSPREMIUM", "exec@contoso.onmicrosoft.com", "blocked", "no free seats", "r2", "hr"),
+    ]
+
+    async def finished(console: Console) -> list[StatusRecord]:
+        return rows
+
+    monkeypatch.setattr(demo, "run_demo", finished)
+    monkeypatch.setenv("COLUMNS", "80")
+    demo.main()
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    words = [*reason.split(), *plans, "INTUNE_A", "a.rather.long.name@contoso.onmicrosoft.com", "EMSPREMIUM"]
+    assert [w for w in words if not re.search(rf"(?<!\S){re.escape(w)}(?![^\s,])", out)] == []

@@ -192,10 +192,7 @@ def from_json(data: dict[str, Any]) -> dict[str, Any]:
         "seats": {s["sku"]: {k: s[k] for k in (*SEAT_FIELDS, "low")} for s in data["seats"]},
         "outcomes": {o: n for o, n in data["outcomes"].items() if n},
         "drift": {k: n for k, n in data["lastSweep"]["drift"].items() if n},
-        "failures": [
-            (f["userPrincipalName"] or f["user"], f["sku"] or "-", f["outcome"], _words(f["reason"]))
-            for f in data["recentFailures"]
-        ],
+        "failures": [(f["user"], f["sku"] or "-", f["outcome"], _words(f["reason"])) for f in data["recentFailures"]],
     }
 
 

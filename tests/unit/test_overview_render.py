@@ -124,14 +124,16 @@ def test_drift_rows_and_request_level_failures() -> None:
 
 
 def test_json_is_the_same_snapshot() -> None:
-    """format=json: seats, outcomes, drift and failures with the same numbers, ISO times, raw (unescaped) text."""
+    """format=json: the same numbers in the CLI's field names (user/userId, updatedAt), ISO times, raw text."""
     data = json.loads(json.dumps(snapshot_json(snapshot())))
     assert data["takenAt"] == "2025-03-01T09:30:00+00:00"
     assert data["outcomes"]["verified"] == 7
     edu = next(s for s in data["seats"] if s["sku"] == "INTUNE_EDU")
     assert (edu["enabled"], edu["consumed"], edu["free"], edu["low"]) == (30, 26, 4, True)
     assert data["lastSweep"]["drift"] == {"missing-license": 4, "reclaim": 1}
-    assert data["recentFailures"][0]["userPrincipalName"] == HOSTILE_UPN
+    assert (data["recentFailures"][0]["user"], data["recentFailures"][0]["userId"]) == (HOSTILE_UPN, "u1")
+    assert data["recentFailures"][0]["updatedAt"] == T0.isoformat()
+    assert (data["recentFailures"][1]["user"], data["recentFailures"][1]["userId"]) == ("ghost", "ghost")
     assert data["recentFailures"][1]["sku"] is None
     assert snapshot_json(snapshot(sweep=None))["lastSweep"] is None
 
