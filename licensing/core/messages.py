@@ -57,6 +57,13 @@ class OnboardRequest(_Message):
         alias="usageLocationWaits",
         description="set by the app: times this request waited for a usage location it set to replicate",
     )
+    write_retries: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        alias="writeRetries",
+        description="set by the app: times Graph throttled or failed this request's write and it was sent again",
+    )
 
     @field_validator("issued_at")
     @classmethod

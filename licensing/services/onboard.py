@@ -25,6 +25,7 @@ from licensing.core.model import UserFacts
 from licensing.core.outcomes import Decided, Noted, Subject, assignment_requested, license_assigned, license_removed
 from licensing.core.planning import AssignmentPlan, plan_assignment
 from licensing.core.policy import Policy
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.core.records import LEAVER, StatusRecord
 from licensing.services.context import Services
 from licensing.services.facts import UserState, load_state, unverified
@@ -42,11 +43,18 @@ from licensing.services.onboard_outcomes import (
     superseded,
     user_missing,
 )
-from licensing.services.recording import Handled, about, note_failed_attempt, record, reject_unreadable
+from licensing.services.recording import Handled, about, backoff, note_failed_attempt, record, reject_unreadable
 from licensing.services.seats import release_blocked, warn_low_seats
 from licensing.services.verify import schedule_verification
 
 log = logging.getLogger(__name__)
+# A write Graph throttled (429) or could not take (5xx, timeout) is sent again by the app, not by the SDK (which never
+# retries writes: adapters/graph/client.py) nor by burning the queue's maxDequeueCount: the re-sent request passes the
+# shared write budget again and waits 2, 4, 8 ... s (jittered, at most 2 minutes). Past WRITE_RETRIES it raises, and
+# the queue's own deliveries (then the poison handler) take over.
+WRITE_RETRY_SECONDS = 2
+WRITE_RETRY_CAP_SECONDS = 120
+WRITE_RETRIES = 8
 NO_USAGE_LOCATION = (
     "{upn} has no usage location and LICENSING_SET_USAGE_LOCATION is off; "
     "set usageLocation on the user or turn the setting on (needs User.ReadWrite.All)"
@@ -134,14 +142,26 @@ async def _assign(request: OnboardRequest, state: UserState, policy: Policy, ser
     await group_failures(subject, plan, services)
     if plan.no_op:
         return await compliant(request, state, plan, services, verify_again=unverified(state.rows, plan))
-    if plan.usage_location:
-        if not services.settings.set_usage_location:
-            return await rejected(subject, services, NO_USAGE_LOCATION.format(upn=user.user_principal_name))
-        await services.budget.permit()
-        await state.fence(services)
-        await services.graph.set_usage_location(user.id, plan.usage_location)
-        await record(services, Noted(subject, "UsageLocationSet", f"usageLocation set to {plan.usage_location}"))
+    if plan.usage_location and (stopped := await _set_usage_location(request, subject, state, plan, services)):
+        return stopped
     return await _apply(request, subject, state, plan, services)
+
+
+async def _set_usage_location(
+    request: OnboardRequest, subject: Subject, state: UserState, plan: AssignmentPlan, services: Services
+) -> Handled | None:
+    """PATCH the user's usageLocation (needs User.ReadWrite.All); a Handled when the request stops here."""
+    user, location = state.user, plan.usage_location or ""
+    if not services.settings.set_usage_location:
+        return await rejected(subject, services, NO_USAGE_LOCATION.format(upn=user.user_principal_name))
+    await services.budget.permit()
+    await state.fence(services)
+    try:
+        await services.graph.set_usage_location(user.id, location)
+    except TransientError as exc:
+        return await _write_later(request, subject, services, exc)
+    await record(services, Noted(subject, "UsageLocationSet", f"usageLocation set to {location}"))
+    return None
 
 
 async def _apply(
@@ -163,6 +183,8 @@ async def _apply(
     except SeatsExhausted as exc:  # the cached catalog was optimistic; Graph has the last word
         await services.graph.catalog(fresh=True)
         return await blocked(request, user, services, exc, tuple(c.desired.part_number for c in plan.changes))
+    except TransientError as exc:  # throttled, unavailable or timed out (the write may even have gone through)
+        return await _write_later(request, subject, services, exc)
     except UsageLocationMissing as exc:
         just_set = plan.usage_location is not None or request.usage_location_waits > 0
         if not just_set and not await location_set_lately(request, user.id, services):
@@ -187,6 +209,20 @@ async def _apply(
     done = ", ".join([c.desired.part_number for c in plan.changes] + [f"-{r.part_number}" for r in plan.removals])
     log.info("licenses %s for %s (rule %s, request %s)", done, user.id, plan.rule, request.request_id)
     return Handled("assigned", f"{done} for {user.user_principal_name}")
+
+
+async def _write_later(request: OnboardRequest, subject: Subject, services: Services, exc: TransientError) -> Handled:
+    """Send the request again after a throttled or failed Graph write (see WRITE_RETRIES); a redelivery that finds
+    the write went through after all plans nothing and is compliant."""
+    if request.write_retries >= WRITE_RETRIES:
+        raise exc
+    attempt = request.write_retries + 1
+    delay = backoff(WRITE_RETRY_SECONDS, attempt, cap=WRITE_RETRY_CAP_SECONDS)
+    reason = f"{exc.message}; the write is sent again in {delay} s (retry {attempt} of {WRITE_RETRIES})"
+    await record(services, Noted(subject, "RequestDeferred", reason))
+    payload = request.model_dump(mode="json", by_alias=True) | {"writeRetries": attempt}
+    await services.storage.send(LICENSE_REQUESTS_QUEUE, payload, delay_seconds=delay)
+    return Handled("deferred", reason)
 
 
 def _refusal(request: OnboardRequest, user: UserFacts, rows: dict[str, StatusRecord]) -> str | None:

@@ -113,13 +113,52 @@ async def test_lag_of_our_own_location_on_a_redelivery_is_waited_out(
         tenant.faults.throttle_next, tenant.faults.retry_after = 1, 20  # above the SDK's cap: the write fails
 
     monkeypatch.setattr(GraphGateway, "set_usage_location", then_throttle)
-    body = request(user.user_principal_name)
-    with pytest.raises(TransientError):
-        await invoke("onboard", body)
-    await invoke("onboard", body, dequeue_count=2)  # the queue's redelivery of the same message
+    await invoke("onboard", request(user.user_principal_name))  # the throttled write is sent again, not raised
+    [again] = await drain(services, LICENSE_REQUESTS_QUEUE)
+    assert again["writeRetries"] == 1
+    await invoke("onboard", again)
     assert "-" not in await statuses(services, user.id)
     assert (await services.storage.events(user.id))[0].kind == "RequestDeferred"
     tenant.state.strictness.usage_location_lag = 0  # replicated
     await settle(services)
     assert (await statuses(services, user.id))["EMS"].outcome == "verified"
     assert tenant.state.requests["PATCH /users/{id}"] == 1
+
+
+def throttle_the_next_assign(tenant: EmulatedTenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graph answers the next assignLicense 429 with a Retry-After above the SDK's cap (reads stay untouched)."""
+    assign = GraphGateway.assign
+
+    async def throttled(gateway: GraphGateway, *args: object, **kwargs: object) -> None:
+        tenant.faults.throttle_next, tenant.faults.retry_after = 1, 20
+        await assign(gateway, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(GraphGateway, "assign", throttled)
+
+
+async def test_a_throttled_write_is_sent_again_without_using_up_the_queues_deliveries(
+    services: Services, tenant: EmulatedTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """assignLicense answered 429: the delivery completes, the request comes back (writeRetries 1) and licenses."""
+    user = hire(tenant, "throttledwrite")
+    throttle_the_next_assign(tenant, monkeypatch)
+    await invoke("onboard", request(user.user_principal_name))  # raises nothing: no delivery is used up
+    assert (await services.storage.events(user.id))[0].kind == "RequestDeferred"
+    [again] = await drain(services, LICENSE_REQUESTS_QUEUE)
+    assert again["writeRetries"] == 1
+    monkeypatch.undo()
+    await invoke("onboard", again)
+    await settle(services)
+    assert (await statuses(services, user.id))["EMS"].outcome == "verified"
+    assert tenant.state.requests["POST /users/{id}/assignLicense"] == 2  # the refused one and the one that went in
+
+
+async def test_a_write_throttled_past_the_app_retries_falls_back_to_the_queue(
+    services: Services, tenant: EmulatedTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After WRITE_RETRIES re-sends the throttled write raises, so the queue's deliveries and poison handler decide."""
+    user = hire(tenant, "throttledlast")
+    throttle_the_next_assign(tenant, monkeypatch)
+    with pytest.raises(TransientError):
+        await invoke("onboard", {**request(user.user_principal_name), "writeRetries": 8})
+    assert await drain(services, LICENSE_REQUESTS_QUEUE, wait_seconds=0) == []
