@@ -184,12 +184,15 @@ async def test_three_instances_license_everyone_once(tmp_path: Path) -> None:
             await watcher
 
             verified = lost = wrong = 0
+            unsettled: list[str] = []
             for user in users:
                 row = await storage.status(user.id, "EMS")
                 if row is None:
                     lost += 1
                     continue
                 verified += row.outcome == "verified"
+                if row.outcome != "verified":
+                    unsettled.append(f"{user.user_principal_name}: {row.outcome}: {row.reason[:200]}")
                 held = [(a.sku_id, a.disabled_plans) for a in user.assignments]
                 wrong += held != [(EMS, [INTUNE_A])]
             hr_wrong = []
@@ -215,8 +218,8 @@ async def test_three_instances_license_everyone_once(tmp_path: Path) -> None:
                 f"{state.slow_answers}) failed deliveries={failed} per worker="
                 f"{[sum(r['succeeded'].values()) for r in results]}"
             )
-            assert (verified, lost, poisoned, wrong) == (USERS, 0, 0, 0)
-            assert hr_wrong == []
+            assert (verified, lost, poisoned, wrong) == (USERS, 0, 0, 0), unsettled[:5]
+            assert hr_wrong == [], hr_wrong[:5]
             assert watch.backwards == []
             assert poison_poison == []
             assert all(sum(r["succeeded"].values()) > 0 for r in results), "every instance did some of the work"
