@@ -4,6 +4,7 @@ the user's HR order, and the lease under which the decision is applied."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from licensing.adapters.storage.leases import HrOrder, Lease, hr_order
 from licensing.core.messages import OnboardRequest
@@ -15,6 +16,10 @@ from licensing.services.context import Services
 # status rows of SKUs this app assigned (action-required: assigned, a plan waits for an admin)
 OWNING = frozenset({"assigned", "verified", "pending", "action-required", "failed"})
 # a managed SKU whose verification is done or under way: no second check chain
+# How long an AssignmentRequested event (the intent written before the Graph write) still makes the SKU the app's when
+# no status row says so: long enough for every redelivery of that request, short enough that an admin's later
+# hand-made assignment of the same SKU is not taken for ours.
+INTENT_WINDOW = timedelta(hours=1)
 CHECKED_OR_CHECKING = frozenset({"verified", "pending", "assigned"})
 
 
@@ -64,5 +69,24 @@ async def load_state(request: OnboardRequest, user: UserFacts, services: Service
     rows = {r.sku: r async for r in services.storage.statuses(user.id)}
     hr = await hr_order(services.storage, user.id) if request.source == "hr" else None
     hired = await hr_order(services.storage, hire_key(user.id)) if request.hr_event == "terminate" else None
-    owned = managed_sku_ids(services.policy(), catalog) if request.converge else owned_skus(rows, catalog)
+    if request.converge:
+        owned = managed_sku_ids(services.policy(), catalog)
+    else:
+        owned = owned_skus(rows, catalog) | await _requested_lately(user, owned_skus(rows, catalog), catalog, services)
     return UserState(user, catalog, rows, owned, lease, hr, hired)
+
+
+async def _requested_lately(
+    user: UserFacts, owned: frozenset[str], catalog: Catalog, services: Services
+) -> frozenset[str]:
+    """Direct licenses the user holds that this app asked Graph for lately but has no row of: the write went in and
+    recording it failed (storage between two writes), so the redelivery has not written the row yet. They are the
+    app's all the same: a mover's request arriving in between must still remove them. Read only when the user holds
+    a direct license no row accounts for (a new hire costs no query)."""
+    unaccounted = {h.sku_id.lower() for h in user.licenses if h.assigned_by_group is None} - owned
+    if not unaccounted:
+        return frozenset()
+    since = services.clock() - INTENT_WINDOW
+    requested = await services.storage.recent_events(user.id, "AssignmentRequested", since=since)
+    ids = {sku.id.lower() for e in requested if (sku := catalog.by_part_number(e.sku))}
+    return frozenset(ids & unaccounted)

@@ -162,3 +162,24 @@ async def test_a_write_throttled_past_the_app_retries_falls_back_to_the_queue(
     with pytest.raises(TransientError):
         await invoke("onboard", {**request(user.user_principal_name), "writeRetries": 8})
     assert await drain(services, LICENSE_REQUESTS_QUEUE, wait_seconds=0) == []
+
+
+async def test_a_license_whose_row_was_never_written_is_still_the_apps_for_the_next_request(
+    services: Services, tenant: EmulatedTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """assignLicense went in but storage failed before the row: a mover's request arriving before the redelivery
+    still removes that SKU (the intent event says it is the app's), instead of leaving the user two licenses."""
+    user = hire(tenant, "rowless")
+    put_status = services.storage.put_status
+
+    async def fails_once(*args: object, **kwargs: object) -> None:
+        monkeypatch.setattr(services.storage, "put_status", put_status)
+        raise TransientError("storage failed to write status: ServiceRequestError")
+
+    monkeypatch.setattr(services.storage, "put_status", fails_once)
+    with pytest.raises(TransientError):
+        await invoke("onboard", request(user.user_principal_name))
+    assert [a.sku_id for a in user.assignments] == [EMS]  # Graph has it, our table does not
+    tenant.state.set_user(user.id, {"department": "Teachers", "companyName": "Contoso School"})
+    await invoke("onboard", request(user.user_principal_name))  # the mover's request, before any redelivery
+    assert EMS not in {a.sku_id for a in user.assignments}

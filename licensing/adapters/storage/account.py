@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any, Protocol
 
 from azure.core import MatchConditions
@@ -225,6 +226,13 @@ class Storage:
         """A user's audit trail, newest first."""
         client = self._tables.get_table_client(EVENTS_TABLE)
         rows = client.query_entities("PartitionKey eq @pk", parameters={"pk": table_key(user_key)})
+        return [event_from_entity(user_key, e) async for e in rows]
+
+    async def recent_events(self, user_key: str, kind: str, *, since: datetime) -> list[AuditEvent]:
+        """A user's audit events of one kind at or after ``since``, newest first."""
+        client = self._tables.get_table_client(EVENTS_TABLE)
+        params = {"pk": table_key(user_key), "kind": kind, "since": since}
+        rows = client.query_entities("PartitionKey eq @pk and Kind eq @kind and At ge @since", parameters=params)
         return [event_from_entity(user_key, e) async for e in rows]
 
     async def last_error(self, user_key: str, request_id: str) -> AuditEvent | None:
