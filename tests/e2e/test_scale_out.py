@@ -146,7 +146,7 @@ async def test_three_instances_license_everyone_once(tmp_path: Path) -> None:
     azurite = Azurite(location=tmp_path / "azurite").start()
     faults = Faults(throttle_rate=0.10, unavailable_rate=0.03, retry_after=1, slow_rate=0.02, slow_ms=2500, seed=3)
     state = TenantState.default(provisioning_delay=0.5)
-    state.skus[EMS].enabled = max(state.skus[EMS].enabled, USERS + 10)
+    state.skus[EMS].enabled = max(state.skus[EMS].enabled, USERS + HR_USERS + 10)  # every user holds EMS at some point
     watch, stop = Watch(), asyncio.Event()
     try:
         async with EmulatedTenant(state=state, faults=faults) as tenant:
