@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from licensing.dev.tenant.model import Device, GraphError, User, iso
+from licensing.dev.tenant.model import Device, User, iso, select_names
 
 _OPERATING_SYSTEMS = ("Windows", "iOS", "Android", "macOS")
 _PROPERTIES: dict[str, Callable[[Device], Any]] = {
@@ -62,19 +62,7 @@ class DeviceStore:
 
 def parse_device_select(raw: str | None) -> list[str] | None:
     """$select as canonical managedDevice property names, None if absent."""
-    if raw is None:
-        return None
-    names = []
-    for part in raw.split(","):
-        name = _BY_LOWER.get(part.strip().lower())
-        if name is None:
-            raise GraphError(
-                400,
-                "BadRequest",
-                f"Could not find a property named '{part.strip()}' on type 'microsoft.graph.managedDevice'.",
-            )
-        names.append(name)
-    return list(dict.fromkeys(names))
+    return select_names(raw, _BY_LOWER, entity="microsoft.graph.managedDevice", code="BadRequest")
 
 
 def render_device(device: Device, select: list[str] | None) -> dict[str, Any]:

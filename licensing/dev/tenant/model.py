@@ -201,3 +201,17 @@ def iso(timestamp: float) -> str:
 def parse_iso(text: str) -> float:
     """Graph's UTC timestamp back to epoch seconds."""
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def select_names(raw: str | None, known: dict[str, str], *, entity: str, code: str) -> list[str] | None:
+    """$select as canonical property names (Graph matches them case-insensitively, keyed by lower case in
+    ``known``), None if absent; an unknown name is Graph's 400 naming it and the entity type."""
+    if raw is None:
+        return None
+    names = []
+    for part in raw.split(","):
+        name = known.get(part.strip().lower())
+        if name is None:
+            raise GraphError(400, code, f"Could not find a property named '{part.strip()}' on type '{entity}'.")
+        names.append(name)
+    return list(dict.fromkeys(names))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from licensing.dev.tenant.model import GraphError, Sku, User, iso
+from licensing.dev.tenant.model import Sku, User, iso, select_names
 from licensing.dev.tenant.state import TenantState
 
 # What GET /users/{id} returns without $select (Graph's default property set, in Graph's order).
@@ -103,20 +103,8 @@ ALL_PROPERTIES = tuple(_PROPERTIES)
 
 
 def parse_select(raw: str | None) -> list[str] | None:
-    """$select as canonical property names (Graph matches them case-insensitively), None if absent."""
-    if raw is None:
-        return None
-    names = []
-    for part in raw.split(","):
-        name = _BY_LOWER.get(part.strip().lower())
-        if name is None:
-            raise GraphError(
-                400,
-                "Request_BadRequest",
-                f"Could not find a property named '{part.strip()}' on type 'microsoft.graph.user'.",
-            )
-        names.append(name)
-    return list(dict.fromkeys(names))
+    """$select as canonical user property names (Graph matches them case-insensitively), None if absent."""
+    return select_names(raw, _BY_LOWER, entity="microsoft.graph.user", code="Request_BadRequest")
 
 
 def render_user(state: TenantState, user: User, select: Sequence[str] | None) -> dict[str, Any]:
