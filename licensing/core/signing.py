@@ -27,13 +27,7 @@ def check_signature(
     if not timestamp or not signature:
         missing = " and ".join(h for h, v in (("X-Timestamp", timestamp), ("X-Signature", signature)) if not v)
         raise SignatureRejected(f"missing {missing} header")
-    if not re.fullmatch(r"[0-9]{1,12}", timestamp):  # ASCII digits only: str.isdigit() also accepts "²"
-        raise SignatureRejected("X-Timestamp must be Unix time in whole seconds")
-    age = now - int(timestamp)
-    if age > MAX_AGE_SECONDS:
-        raise SignatureRejected(f"X-Timestamp is {int(age)} s old; requests older than {MAX_AGE_SECONDS} s are refused")
-    if age < -MAX_CLOCK_SKEW_SECONDS:
-        raise SignatureRejected("X-Timestamp is in the future; check the sender's clock")
+    check_age(timestamp, now, header="X-Timestamp")
     given = signature.strip().removeprefix("sha256=").lower()
     if not re.fullmatch(r"[0-9a-f]{64}", given):
         raise SignatureRejected("X-Signature must be 64 hex characters, optionally prefixed sha256=")
@@ -41,3 +35,14 @@ def check_signature(
     matches = [hmac.compare_digest(sign(secret, timestamp, body), given) for secret in secrets]
     if not any(matches):
         raise SignatureRejected("X-Signature does not match the body and timestamp")
+
+
+def check_age(timestamp: str, now: float, *, header: str) -> None:
+    """Refuse a timestamp header that is not Unix seconds, is older than MAX_AGE_SECONDS or is from the future."""
+    if not re.fullmatch(r"[0-9]{1,12}", timestamp):  # ASCII digits only: str.isdigit() also accepts "²"
+        raise SignatureRejected(f"{header} must be Unix time in whole seconds")
+    age = now - int(timestamp)
+    if age > MAX_AGE_SECONDS:
+        raise SignatureRejected(f"{header} is {int(age)} s old; requests older than {MAX_AGE_SECONDS} s are refused")
+    if age < -MAX_CLOCK_SKEW_SECONDS:
+        raise SignatureRejected(f"{header} is in the future; check the sender's clock")

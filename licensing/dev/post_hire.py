@@ -1,10 +1,12 @@
 """Sign and POST one HR hire to the app, as the HR system would: a dev helper for the `make run` tour.
 
 python -m licensing.dev.post_hire USER_PRINCIPAL_NAME [--department D] [--country CC] [--employee-type T]
-                                  [--start-date YYYY-MM-DD] [--event-id ID] [--url API_URL]
+                                  [--start-date YYYY-MM-DD] [--event-id ID] [--url API_URL] [--standard]
 
 Reads HR_WEBHOOK_SECRET and LICENSING_API_URL (default http://127.0.0.1:7071/api) from the environment, the
-`export` lines `make run` prints. Prints the HTTP status and the app's answer; exit 0 on 2xx, 1 otherwise.
+`export` lines `make run` prints. ``--standard`` signs as a Standard Webhooks sender (webhook-id,
+webhook-timestamp, webhook-signature) instead of X-Signature. Prints the HTTP status and the app's answer; exit 0
+on 2xx, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from licensing.core.signing import sign
+from licensing.core.standard_webhooks import SecretUnusable, sign_standard, signing_key
 
 DEFAULT_API_URL = "http://127.0.0.1:7071/api"
 
@@ -53,6 +56,20 @@ def signed_headers(secret: str, body: bytes, *, now: float) -> dict[str, str]:
     }
 
 
+def standard_headers(secret: str, body: bytes, *, now: float, webhook_id: str) -> dict[str, str]:
+    """webhook-id, webhook-timestamp, webhook-signature: v1,base64(HMAC(key, id.timestamp.body)) (standardwebhooks.com).
+
+    Raises SecretUnusable when a whsec_ secret is not base64.
+    """
+    timestamp = str(int(now))
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": sign_standard(signing_key(secret), webhook_id, timestamp, body),
+    }
+
+
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float = 30.0) -> tuple[int, str]:
     """POST and return (status, text); an HTTP error status is an answer, not an exception."""
     if urlsplit(url).scheme not in {"http", "https"}:
@@ -75,6 +92,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start-date", help="YYYY-MM-DD; licensed from that day (default: now)")
     parser.add_argument("--event-id", help="default: a new random id (a repeated id is answered as a duplicate)")
     parser.add_argument("--employee-id", help="default: E-<the UPN's local part>")
+    parser.add_argument("--standard", action="store_true", help="sign with Standard Webhooks, not X-Signature")
     parser.add_argument("--url", help="the app's /api base URL (default $LICENSING_API_URL or %(default)s)")
     return parser.parse_args(argv)
 
@@ -89,7 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     api = (args.url or os.environ.get("LICENSING_API_URL") or DEFAULT_API_URL).rstrip("/")
     body = json.dumps(hire_event(args.user, args)).encode()
     try:
-        status, answer = post(f"{api}/hr/events", body, signed_headers(secret, body, now=time.time()))
+        if args.standard:
+            headers = standard_headers(secret, body, now=time.time(), webhook_id=f"msg_{uuid.uuid4().hex}")
+        else:
+            headers = signed_headers(secret, body, now=time.time())
+    except SecretUnusable as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        status, answer = post(f"{api}/hr/events", body, headers)
     except (OSError, ValueError) as exc:
         print(f"could not reach {api}/hr/events: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,8 @@
-"""POST /api/hr/events: signed HR events become license-requests messages, once each, acked fast."""
+"""POST /api/hr/events: signed HR events become license-requests messages, once each, acked fast.
+
+Signed with our X-Signature scheme or with Standard Webhooks (core/standard_webhooks.py); under the latter the
+webhook-id is processed once as well as each eventId.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import time
 from collections.abc import Mapping
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from azure.core import MatchConditions
@@ -19,10 +23,15 @@ from licensing.adapters.storage.account import HR_EVENTS_TABLE, transient
 from licensing.adapters.storage.rows import table_key
 from licensing.core.errors import TransientError
 from licensing.core.hr_events import HrEvent, PayloadInvalid, dispatch_for, parse_events
-from licensing.core.signing import SignatureRejected, check_signature
+from licensing.core.signing import SignatureRejected
+from licensing.core.standard_webhooks import SecretUnusable, verify_request
 from licensing.services.context import Services
 from licensing.services.reply import Reply, error
 from licensing.services.scheduling import cancel_held, dispatch
+from licensing.settings import SECRET_SETTINGS
+
+if TYPE_CHECKING:
+    from azure.data.tables.aio import TableClient
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024  # 500 events of ~1 KiB fit easily
@@ -37,31 +46,83 @@ async def receive_hr_events(
     headers: Mapping[str, str], body: bytes, services: Services, *, now: float | None = None
 ) -> Reply:
     """Check type, size and signature before parsing; nothing is enqueued unless all three pass."""
+    try:
+        webhook_id, events = _admit(
+            headers, body, services.settings.hr_webhook_secrets, now=time.time() if now is None else now
+        )
+    except _Refused as refused:
+        return refused.reply
+    if webhook_id is None:
+        return _answer(await _accept_all(events, services, until=time.monotonic() + DEADLINE_SECONDS))
+    return await _deliver_once(webhook_id, events, services)
+
+
+class _Refused(Exception):
+    """A request refused before any storage is touched, with its 4xx/503 answer."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+
+
+def _admit(
+    headers: Mapping[str, str], body: bytes, secrets: tuple[str, ...], *, now: float
+) -> tuple[str | None, list[HrEvent]]:
+    """The webhook-id (Standard Webhooks; None for X-Signature) and the events, or _Refused with the answer."""
     lowered = {k.lower(): v for k, v in headers.items()}
     media_type = lowered.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        return error(415, f"Content-Type must be application/json, not {media_type or 'missing'}")
+        raise _Refused(error(415, f"Content-Type must be application/json, not {media_type or 'missing'}"))
     if len(body) > MAX_BODY_BYTES:
-        return error(413, f"body is {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,} (send up to 500 events)")
-    secrets = services.settings.hr_webhook_secrets
+        limit = f"the limit is {MAX_BODY_BYTES:,} (send up to 500 events)"
+        raise _Refused(error(413, f"body is {len(body):,} bytes; {limit}"))
     if not secrets:
         log.error("HR webhook called but HR_WEBHOOK_SECRET is not set")
-        return error(503, "the webhook is not configured yet (HR_WEBHOOK_SECRET); retry later")
+        raise _Refused(error(503, "the webhook is not configured yet (HR_WEBHOOK_SECRET); retry later"))
+    # Empty settings are left out of the tuple, so one secret is "the" secret, whichever setting holds it.
+    names = SECRET_SETTINGS[:2] if len(secrets) == 2 else ("HR_WEBHOOK_SECRET",) * len(secrets)
     try:
-        check_signature(
-            secrets=secrets,
-            timestamp=lowered.get("x-timestamp"),
-            signature=lowered.get("x-signature"),
-            body=body,
-            now=time.time() if now is None else now,
-        )
+        webhook_id = verify_request(lowered, body, secrets=secrets, secret_names=names, now=now)
+        return webhook_id, parse_events(body)
+    except SecretUnusable as exc:
+        log.error("HR webhook: %s", exc)  # noqa: TRY400  # names the setting, never its value; no traceback wanted
+        raise _Refused(error(503, f"the webhook is misconfigured: {exc}; retry later")) from None
     except SignatureRejected as exc:
         log.warning("HR webhook signature rejected: %s", exc)
-        return error(401, f"signature rejected: {exc}")
-    try:
-        events = parse_events(body)
+        raise _Refused(error(401, f"signature rejected: {exc}")) from None
     except PayloadInvalid as exc:
-        return error(400, "invalid payload", problems=exc.problems)
+        raise _Refused(error(400, "invalid payload", problems=exc.problems)) from None
+
+
+async def _deliver_once(webhook_id: str, events: list[HrEvent], services: Services) -> Reply:
+    """Standard Webhooks: a webhook-id is processed once, whatever its body says the next time.
+
+    Its claim follows the eventId rules: a re-delivery is a duplicate only once every event of the first one was
+    dispatched (or already known); while it runs it is a 503, and when an event must be retried the claim is given
+    back so the retry goes through again (its dispatched events are then eventId duplicates).
+    """
+    table = services.storage.table(HR_EVENTS_TABLE)
+    key = {"PartitionKey": "w" + _shard(webhook_id), "RowKey": table_key(webhook_id)}  # apart from eventId rows
+    until = time.monotonic() + DEADLINE_SECONDS
+    try:
+        claim = _claim(table, key, services.clock(), {"Type": "webhook-id", "Events": len(events)})
+        verdict = await asyncio.wait_for(claim, timeout=DEADLINE_SECONDS / 2)
+    except (TransientError, TimeoutError):
+        verdict = "retry"
+    if verdict != "ours":
+        log.info("HR webhook-id %s: %s (%d event(s))", webhook_id, verdict, len(events))
+        return _answer([{"eventId": e.event_id, "status": verdict} for e in events])
+    results = await _accept_all(events, services, until=until)
+    done = all(r["status"] != "retry" for r in results)
+    try:
+        mark = table.update_entity({**key, "Status": "dispatched" if done else "released"})
+        await asyncio.wait_for(asyncio.shield(mark), timeout=RELEASE_SECONDS)
+    except Exception as exc:  # its events are safe by eventId; a stale claim is taken over later
+        log.warning("HR webhook-id %s not marked (%s)", webhook_id, type(exc).__name__)
+    return _answer(results)
+
+
+async def _accept_all(events: list[HrEvent], services: Services, *, until: float) -> list[dict[str, Any]]:
+    """Each event's outcome; what is not done by ``until`` (monotonic) is cancelled and answered "retry"."""
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def one(event: HrEvent) -> dict[str, Any]:
@@ -71,12 +132,12 @@ async def receive_hr_events(
     tasks = [asyncio.ensure_future(one(e)) for e in events]
     # HR clients give up after seconds, and the storage SDK retries a dead service for over a minute: answer
     # within the deadline, and let HR's retry finish what did not (claims not dispatched are never duplicates).
-    _, late = await asyncio.wait(tasks, timeout=DEADLINE_SECONDS)
+    _, late = await asyncio.wait(tasks, timeout=max(until - time.monotonic(), 0.1))
     for task in late:
         task.cancel()
     if late:
         await asyncio.wait(late)  # each gives its claim back (at most RELEASE_SECONDS) before we answer
-    return _answer([_outcome(task, event) for task, event in zip(tasks, events, strict=True)])
+    return [_outcome(task, event) for task, event in zip(tasks, events, strict=True)]
 
 
 def _answer(results: list[dict[str, Any]]) -> Reply:
@@ -118,14 +179,9 @@ async def _accept(event: HrEvent, services: Services) -> dict[str, Any]:
     table = services.storage.table(HR_EVENTS_TABLE)
     key = {"PartitionKey": _shard(event.event_id), "RowKey": table_key(event.event_id)}
     received = services.clock()
-    with transient("record an HR event"):
-        try:
-            claim = {**key, "Status": "received", "Type": event.type, "ReceivedAt": received}
-            await table.create_entity({**claim, "EmployeeId": event.employee_id})
-        except ResourceExistsError:
-            verdict = await _take_over(table, key, received)
-            if verdict != "ours":
-                return {"eventId": event.event_id, "status": verdict}
+    verdict = await _claim(table, key, received, {"Type": event.type, "EmployeeId": event.employee_id})
+    if verdict != "ours":
+        return {"eventId": event.event_id, "status": verdict}
     try:
         return await _dispatch(event, services, received, table, key)
     except BaseException:
@@ -135,11 +191,7 @@ async def _accept(event: HrEvent, services: Services) -> dict[str, Any]:
 
 
 async def _dispatch(
-    event: HrEvent,
-    services: Services,
-    received: datetime,
-    table: Any,  # noqa: ANN401  # TableClient
-    key: dict[str, str],
+    event: HrEvent, services: Services, received: datetime, table: TableClient, key: dict[str, str]
 ) -> dict[str, Any]:
     settings = services.settings
     plan = dispatch_for(
@@ -160,12 +212,22 @@ async def _dispatch(
     return result
 
 
-async def _release(table: Any, key: dict[str, str]) -> None:  # noqa: ANN401  # TableClient
+async def _claim(table: TableClient, key: dict[str, str], received: datetime, fields: dict[str, Any]) -> str:
+    """Claim a key (an eventId, a webhook-id): "ours" to process, else what _take_over says."""
+    with transient("record an HR event"):
+        try:
+            await table.create_entity({**key, "Status": "received", "ReceivedAt": received, **fields})
+        except ResourceExistsError:
+            return await _take_over(table, key, received)
+    return "ours"
+
+
+async def _release(table: TableClient, key: dict[str, str]) -> None:
     """Give an undispatched claim back, so the next delivery of the event takes it at once."""
     await table.update_entity({**key, "Status": "released"})
 
 
-async def _take_over(table: Any, key: dict[str, str], now: datetime) -> str:  # noqa: ANN401  # TableClient
+async def _take_over(table: TableClient, key: dict[str, str], now: datetime) -> str:
     """A delivery of a known eventId: "duplicate" once dispatched, "retry" while another delivery is handling it,
     "ours" when the claim was released or left behind by a request that died (older than IN_FLIGHT).
 
