@@ -25,6 +25,13 @@ param principalId string = ''
 @allowed(['User', 'ServicePrincipal'])
 param principalType string = 'User'
 
+@description('Object id of the Entra group (or user) whose members run the licensing CLI against this deployment (azd env LICENSING_ADMIN_PRINCIPAL_ID). Gets only the storage data roles the admin commands need: Storage Table Data Contributor on the account, Storage Queue Data Message Sender on license-requests, Storage Blob Data Contributor on sweep-reports. Empty = none.')
+param adminPrincipalId string = ''
+
+@description('Whether adminPrincipalId is a group (recommended: membership is the access list) or one user.')
+@allowed(['User', 'Group'])
+param adminPrincipalType string = 'Group'
+
 @description('Grant the identity its Microsoft Graph application permissions in this deployment. Needs azd to run as a Privileged Role Administrator (or Global Administrator); otherwise leave false and have one run scripts/grant-graph-permissions.sh.')
 param grantGraphPermissions bool = false
 
@@ -149,6 +156,7 @@ module storage 'br/public:avm/res/storage/storage-account:0.17.2' = {
         { name: 'SweepDrift' }
         { name: 'UserLeases' }
         { name: 'WriteBudget' }
+        { name: 'StatusIndex' }
       ]
     }
   }
@@ -201,6 +209,8 @@ module rbac './app/rbac.bicep' = {
     appPrincipalId: identity.outputs.principalId
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
+    adminPrincipalId: adminPrincipalId
+    adminPrincipalType: adminPrincipalType
   }
 }
 

@@ -9,6 +9,10 @@ param appPrincipalId string
 param deployerPrincipalId string = ''
 @allowed(['User', 'ServicePrincipal'])
 param deployerPrincipalType string = 'User'
+@description('Object id of the Entra group (or user) whose members run the licensing CLI against this deployment; empty = no role for anyone.')
+param adminPrincipalId string = ''
+@allowed(['User', 'Group'])
+param adminPrincipalType string = 'Group'
 
 // Built-in role definition ids (the same in every tenant).
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // host (keys, locks, timers), app package, sweep-reports
@@ -17,9 +21,36 @@ var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // Lice
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6' // resolve the Key Vault references
 var monitoringMetricsPublisher = '3913510d-42f4-4e42-8a64-420c390055eb' // App Insights with local auth off
 var keyVaultSecretsOfficer = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7' // deployer: set the webhook and Graph secrets
+// Admins running the CLI (docs/operations.md#roles; the same three as scripts/grant-admin-roles.sh). Azure cannot scope
+// a role to one CLI command, so the group gets the union of what status, events, requeue and sweep touch, each on the
+// narrowest resource: tables on the account (sweep writes SweepRuns, SweepDrift, LicenseStatus...), messages only to
+// license-requests, blobs only in sweep-reports (never the app package nor the host's keys in the other containers).
+// Ids: learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage
+var storageQueueDataMessageSender = 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a' // admins: requeue, sweep (remediate)
+var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // admins: sweep's CSV report
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
+}
+
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2023-05-01' existing = {
+  parent: storageAccount
+  name: 'default'
+}
+
+resource requestsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' existing = {
+  parent: queueService
+  name: 'license-requests'
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storageAccount
+  name: 'default'
+}
+
+resource reportsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: 'sweep-reports'
 }
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
@@ -87,5 +118,35 @@ resource deployerKeyVaultSecretsOfficer 'Microsoft.Authorization/roleAssignments
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficer)
     principalId: deployerPrincipalId
     principalType: deployerPrincipalType
+  }
+}
+
+resource adminTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminPrincipalId)) {
+  name: guid(storageAccount.id, adminPrincipalId, storageTableDataContributor)
+  scope: storageAccount
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: adminPrincipalId
+    principalType: adminPrincipalType
+  }
+}
+
+resource adminQueueMessageSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminPrincipalId)) {
+  name: guid(requestsQueue.id, adminPrincipalId, storageQueueDataMessageSender)
+  scope: requestsQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageQueueDataMessageSender)
+    principalId: adminPrincipalId
+    principalType: adminPrincipalType
+  }
+}
+
+resource adminBlobDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminPrincipalId)) {
+  name: guid(reportsContainer.id, adminPrincipalId, storageBlobDataContributor)
+  scope: reportsContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
+    principalId: adminPrincipalId
+    principalType: adminPrincipalType
   }
 }

@@ -39,7 +39,7 @@ _STYLE = {
     "action-required": "bold yellow",
     "not-assigned": "yellow",
 }
-NUMERIC = {"enabled", "consumed", "free", "warning", "suspended", "count", "low"}
+NUMERIC = {"enabled", "consumed", "free", "warning", "suspended", "count", "low", "scheduled"}
 # Table headings for people; JSON and CSV always use the field name itself.
 HEADINGS = {
     "sku": "SKU",
@@ -49,6 +49,7 @@ HEADINGS = {
     "plan": "ServicePlan",  # verify's tables keep the names (Get-MsolUser).Licenses.ServiceStatus used
     "status": "ProvisioningStatus",
     "expected": "Expected",
+    "runsOutOn": "runs out on",
 }
 
 

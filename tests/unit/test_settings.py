@@ -10,11 +10,13 @@ from licensing.settings import SETTING_NAMES, Settings, SettingsError
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 
 
-def test_defaults_point_at_real_graph_with_managed_identity() -> None:
-    """With only storage set, the app targets Graph v1.0 with its managed identity."""
+def test_defaults_point_at_real_graph_with_auto_credentials() -> None:
+    """With only storage set, the app targets Graph v1.0 signed in as auto: the managed identity in Azure, the admin's
+    az login elsewhere (adapters/identity.py)."""
     settings = Settings.from_env(BASE)
     assert settings.graph_url == "https://graph.microsoft.com/v1.0"
-    assert settings.graph_auth == "managed-identity"
+    assert settings.graph_auth == "auto"
+    assert Settings.from_env({**BASE, "LICENSING_GRAPH_AUTH": ""}).graph_auth == "auto"
     assert settings.policy_path.name == "licensing-policy.json"
     assert settings.set_usage_location is True
 
@@ -32,7 +34,7 @@ def test_auth_none_is_refused_for_a_non_loopback_graph_url() -> None:
 def test_bad_values_name_the_setting_and_the_fix() -> None:
     """Each invalid value names its setting."""
     cases = {
-        "LICENSING_GRAPH_AUTH": ("password", "use one of managed-identity, default, none"),
+        "LICENSING_GRAPH_AUTH": ("password", "use one of auto, managed-identity, default, none"),
         "LICENSING_VERIFY_DELAY_SECONDS": ("soon", "LICENSING_VERIFY_DELAY_SECONDS='soon' is not a number"),
         "LICENSING_SET_USAGE_LOCATION": ("maybe", "use true or false"),
         "LICENSING_BLOCKED_RETRY_SECONDS": ("-1", "must not be negative"),
@@ -59,14 +61,13 @@ def test_identity_based_storage_is_read() -> None:
     )
     assert settings.require_storage().connection_string is None
     assert settings.require_storage().client_id == "abc"
+    assert settings.require_storage().credential == "auto"  # no __credential: adapters/identity.py decides
 
 
 def test_tunables_are_typed_from_their_defaults() -> None:
     """Integers stay integers, floats floats, flags booleans."""
-    settings = Settings.from_env(
-        {**BASE, "LICENSING_VERIFY_DELAY_SECONDS": "5", "LICENSING_GRAPH_TIMEOUT_SECONDS": "2.5",
-         "LICENSING_SET_USAGE_LOCATION": "false"}
-    )  # fmt: skip
+    tuned = {"LICENSING_VERIFY_DELAY_SECONDS": "5", "LICENSING_GRAPH_TIMEOUT_SECONDS": "2.5"}
+    settings = Settings.from_env({**BASE, **tuned, "LICENSING_SET_USAGE_LOCATION": "false"})
     assert settings.verify_delay_seconds == 5
     assert isinstance(settings.verify_delay_seconds, int)
     assert settings.graph_timeout_seconds == 2.5
@@ -83,8 +84,8 @@ def test_sample_local_settings_list_every_setting_the_code_reads() -> None:
 def test_unresolved_key_vault_reference_is_not_used_as_a_secret() -> None:
     """App Service passes "@Microsoft.KeyVault(...)" literally when it cannot resolve it: treat as unset."""
     ref = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/hr/)"
-    settings = Settings.from_env({**BASE, "HR_WEBHOOK_SECRET": ref, "HR_WEBHOOK_SECRET_PREVIOUS": "old",
-                                  "GRAPH_NOTIFICATION_CLIENT_STATE": ref})  # fmt: skip
+    secrets = {"HR_WEBHOOK_SECRET": ref, "HR_WEBHOOK_SECRET_PREVIOUS": "old", "GRAPH_NOTIFICATION_CLIENT_STATE": ref}
+    settings = Settings.from_env({**BASE, **secrets})
     assert settings.hr_webhook_secrets == ("old",)
     assert settings.graph_client_state is None
 

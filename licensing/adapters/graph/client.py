@@ -22,6 +22,7 @@ from msgraph_core.middleware import GraphTelemetryHandler
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
 from licensing.adapters.graph.telemetry import DEFAULT_PORTS, GraphCallTelemetry, graph_route
+from licensing.adapters.identity import graph_credential
 from licensing.core.errors import PermanentError
 from licensing.settings import GRAPH_RETRY_WAIT_CAP, Settings
 
@@ -167,16 +168,9 @@ def build_client(settings: Settings) -> tuple[GraphServiceClient, httpx.AsyncCli
 
 
 def _auth_provider(settings: Settings) -> tuple[AuthenticationProvider, Closable | None]:
-    if settings.graph_auth == "none":
+    credential = graph_credential(settings)  # LICENSING_GRAPH_AUTH: auto, managed-identity, default or none
+    if credential is None:
         return AnonymousAuthenticationProvider(), None  # Settings refused this unless the URL is loopback
-    if settings.graph_auth == "managed-identity":
-        from azure.identity.aio import ManagedIdentityCredential  # noqa: PLC0415  # only in Azure
-
-        credential = ManagedIdentityCredential(client_id=settings.graph_client_id)
-    else:
-        from azure.identity.aio import DefaultAzureCredential  # noqa: PLC0415  # admins' machines
-
-        credential = DefaultAzureCredential()  # type: ignore[assignment]  # both are AsyncTokenCredential
     # Without allowed_hosts kiota asks the credential for a token for any URL it is handed (an empty list allows
     # every host): a tenant-wide token must go only to the Graph host LICENSING_GRAPH_URL names.
     provider = AzureIdentityAuthenticationProvider(credential, scopes=GRAPH_SCOPES, allowed_hosts=graph_hosts(settings))

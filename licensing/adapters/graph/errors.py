@@ -35,8 +35,8 @@ async def call(what: str, pending: Any) -> Any:  # noqa: ANN401  # the SDK's ret
         except ClientAuthenticationError as exc:
             # No token: IMDS not reachable yet, or an admin who has not run `az login`. Retrying may help.
             no_token = TransientError(
-                f"could not get a Graph token to {what}: {type(exc).__name__} (check the managed identity, "
-                "or sign in with az login when LICENSING_GRAPH_AUTH=default)"
+                f"could not get a Graph token to {what}: {type(exc).__name__} (in Azure: check the managed identity; "
+                "elsewhere: run az login, or set LICENSING_GRAPH_AUTH to force one credential)"
             )
             raise span.failed(no_token) from None
         except httpx.TimeoutException:
