@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from licensing.core.forecast import DEFAULT_DAYS, MAX_DAYS
 from licensing.core.records import OUTCOMES
 
 SINCE = "only what happened within AGE (7d, 12h, 30m) or since a date (2025-03-01, 2025-03-01T09:00, UTC)"
@@ -17,6 +18,17 @@ def _country(text: str) -> str:
     if len(text) != 2 or not text.isascii() or not text.isalpha():
         raise argparse.ArgumentTypeError(f"{text!r} is not a two-letter country code (e.g. US, DE)")
     return text.upper()
+
+
+def _days(text: str) -> int:
+    """--days: a whole number of days from 1 to 365 (the forecast's horizon)."""
+    try:
+        days = int(text)
+    except ValueError:
+        days = 0
+    if not 1 <= days <= MAX_DAYS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days from 1 to {MAX_DAYS}")
+    return days
 
 
 def _version() -> str:
@@ -64,6 +76,11 @@ def build_parser(doc: str) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     skus = sub.add_parser("skus", parents=[fmt], help="seats per SKU (like Get-MsolAccountSku)")
     skus.add_argument("--plans", action="store_true", help="also list each SKU's service plans")
+    seats = sub.add_parser("seats", parents=[fmt], help="seats per SKU; --forecast: when scheduled hires outrun them")
+    seats.add_argument("--forecast", action="store_true", help="per SKU: hires HR scheduled, the day seats run out")
+    seats.add_argument(
+        "--days", type=_days, metavar="N", help=f"forecast horizon in days, 1..{MAX_DAYS} (default {DEFAULT_DAYS})"
+    )
     assign = sub.add_parser("assign", parents=[fmt], help="assign a SKU with these plans disabled (-LicenseOptions)")
     _users(assign)
     assign.add_argument("--sku", required=True, help="SKU part number, e.g. EMS")

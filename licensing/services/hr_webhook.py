@@ -26,6 +26,7 @@ from licensing.core.hr_events import HrEvent, PayloadInvalid, dispatch_for, pars
 from licensing.core.signing import SignatureRejected
 from licensing.core.standard_webhooks import SecretUnusable, verify_request
 from licensing.services.context import Services
+from licensing.services.forecast import warn_scheduled_hires
 from licensing.services.reply import Reply, error
 from licensing.services.scheduling import cancel_held, dispatch
 from licensing.settings import SECRET_SETTINGS
@@ -137,7 +138,11 @@ async def _accept_all(events: list[HrEvent], services: Services, *, until: float
         task.cancel()
     if late:
         await asyncio.wait(late)  # each gives its claim back (at most RELEASE_SECONDS) before we answer
-    return [_outcome(task, event) for task, event in zip(tasks, events, strict=True)]
+    results = [_outcome(task, event) for task, event in zip(tasks, events, strict=True)]
+    if any(r["status"] in {"delayed", "held"} for r in results):
+        # a hire scheduled ahead may make a SKU run out: warn now, within what is left of the deadline (never raises)
+        await warn_scheduled_hires(services, within=min(2.0, max(until - time.monotonic(), 0.1)))
+    return results
 
 
 def _answer(results: list[dict[str, Any]]) -> Reply:

@@ -10,8 +10,10 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from licensing.adapters.storage import forecast_index
 from licensing.adapters.storage.account import MAX_VISIBILITY_DELAY, SCHEDULED_TABLE, Storage, transient
 from licensing.adapters.storage.rows import table_key
+from licensing.core.forecast import ScheduledHire
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,38 @@ class PacedSender:
 async def dispatch(
     storage: Storage, message: Mapping[str, Any], *, effective: datetime | None, now: datetime
 ) -> tuple[Placement, datetime | None]:
-    """Enqueue now, enqueue invisible until ``effective``, or hold it in a table when that is > 7 days away."""
+    """Enqueue now, enqueue invisible until ``effective``, or hold it in a table when that is > 7 days away; then
+    keep the seat forecast's index of scheduled hires in step (see ``index_for_forecast``)."""
+    placement, due = await _place(storage, message, effective=effective, now=now)
+    await index_for_forecast(storage, message, due=due, now=now)
+    return placement, due
+
+
+async def index_for_forecast(
+    storage: Storage, message: Mapping[str, Any], *, due: datetime | None, now: datetime
+) -> None:
+    """An assignment placed in the future is a scheduled hire (a re-sent one moves the user's, keyed by user); a
+    mover's attributes follow to it; a hire taking effect now or a removal ends the user's scheduled hire.
+
+    After the placement: the index never claims a request that was not placed, and if this write fails the caller's
+    retry places the request again (onboarding is idempotent) and indexes it."""
+    user = str(message.get("user") or "")
+    if not user:
+        return
+    if message.get("action", "assign") == "remove":
+        await forecast_index.drop_hire(storage, user)
+    elif due is not None:
+        attributes = {str(k): str(v) for k, v in dict(message.get("attributes") or {}).items()}
+        await forecast_index.index_hire(storage, ScheduledHire(user, due, attributes), issued=now)
+    elif message.get("hrEvent") == "hire":
+        await forecast_index.drop_hire(storage, user)
+    elif message.get("hrEvent") == "update":
+        await forecast_index.update_attributes(storage, user, dict(message.get("attributes") or {}), issued=now)
+
+
+async def _place(
+    storage: Storage, message: Mapping[str, Any], *, effective: datetime | None, now: datetime
+) -> tuple[Placement, datetime | None]:
     delay = int((effective - now).total_seconds()) if effective else 0
     if delay <= 0:
         await storage.send(LICENSE_REQUESTS_QUEUE, message)
@@ -90,11 +123,16 @@ async def release_due(storage: Storage, *, now: datetime) -> int:
         released += 1
     if released:
         log.info("released %d scheduled request(s)", released)
+    await forecast_index.purge_started(storage, now=now)  # the forecast's index keeps future hires only
     return released
 
 
 async def cancel_held(storage: Storage, user: str, *, action: str = "assign") -> int:
-    """Drop held requests of one user (a leaver's future hire); returns how many."""
+    """Drop held requests of one user (a leaver's future hire) and the seat forecast's count of it; returns how many
+    held requests were dropped. A hire delayed on the queue cannot be dropped: when it runs, the terminate's later
+    issuedAt outranks it (adapters/storage/leases)."""
+    if action == "assign":
+        await forecast_index.drop_hire(storage, user)
     table = storage.table(SCHEDULED_TABLE)
     dropped = 0
     async for row in table.query_entities("PartitionKey eq @pk", parameters={"pk": HELD}):

@@ -6,6 +6,8 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping
 
+from licensing.adapters.storage.forecast_index import claim_warning, release_warning
+from licensing.core.forecast import Forecast
 from licensing.core.model import Catalog
 from licensing.core.outcomes import Noted, Subject
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE
@@ -29,6 +31,26 @@ async def warn_low_seats(services: Services, catalog: Catalog, taken: Iterable[s
             log.warning("low seats: %s has %d free (threshold %d)", part, max(free, 0), threshold)
             detail = f"{part} has {max(free, 0)} free of {sku.enabled} (LICENSING_LOW_SEAT_THRESHOLD={threshold})"
             await record(services, Noted(Subject(SEATS, "", "", "onboarding"), "SeatsLow", detail, sku=part))
+
+
+async def warn_forecast(services: Services, forecast: Forecast) -> int:
+    """A warning (log + SeatsLow event in ``_seats``, the forecast's message as its detail) per SKU that runs out
+    within the forecast's horizon, at most one per SKU per UTC day whoever calls; returns how many were recorded."""
+    day = forecast.taken_at.date()
+    recorded = 0
+    for sku in forecast.running_out:
+        message = sku.message()
+        if message is None or not await claim_warning(services.storage, part_number=sku.part_number, day=day):
+            continue
+        log.warning("seat forecast: %s", message)
+        subject = Subject(SEATS, "", f"forecast-{day.isoformat()}-{sku.part_number}", "forecast")
+        try:
+            await record(services, Noted(subject, "SeatsLow", message, sku=sku.part_number))
+        except BaseException:
+            await release_warning(services.storage, part_number=sku.part_number, day=day)  # a later call records it
+            raise
+        recorded += 1
+    return recorded
 
 
 async def release_blocked(services: Services, freed: Mapping[str, int]) -> int:

@@ -16,6 +16,7 @@ from licensing.adapters.storage.sweep_store import DriftWriter, acquire_lease, r
 from licensing.core.drift import DeviceTally, Drift, ResolvedPolicy, assess, device_limit, fix_for
 from licensing.core.model import UserFacts
 from licensing.services.context import Services
+from licensing.services.forecast import warn_scheduled_hires
 from licensing.services.scheduling import PacedSender
 from licensing.services.sweep_provisioning import check_provisioning
 from licensing.services.sweep_reads import count_devices, follow_delta, start_delta
@@ -66,6 +67,7 @@ async def run_sweep(
         raise failure from exc
     finally:
         await release_lease(services.storage, run_id=result.run_id)
+    await warn_scheduled_hires(services, within=30)  # nightly: hires scheduled since, and seats bought or freed
     return result
 
 

@@ -1,0 +1,64 @@
+"""`licensing seats [--forecast] [--days N]`: seats per SKU, or when the hires HR has scheduled will outrun them.
+
+Exit 1 when a SKU runs out within the horizon (like verify's "not as expected"), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+from typing import Any
+
+from licensing.adapters.graph.gateway import GraphGateway
+from licensing.cli import render
+from licensing.cli.output import Cell, Format, emit, esc
+from licensing.cli.records import opened
+from licensing.cli.users_file import CommandLineError
+from licensing.core.forecast import DEFAULT_DAYS, Forecast, SkuForecast
+from licensing.services.context import Services
+from licensing.services.forecast import take_forecast
+from licensing.settings import Settings
+
+EXIT_RUNS_OUT = 1
+COLUMNS = ("sku", "free", "scheduled", "runsOutOn", "message")
+
+
+async def seats(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
+    """The seats table (as `skus` prints it); with --forecast, per SKU the hires scheduled within --days and the
+    date they outrun the free seats: exit 1 when one does."""
+    if not args.forecast:
+        if args.days is not None:
+            raise CommandLineError("--days applies to --forecast only (licensing seats --forecast --days N)")
+        catalog = await graph.catalog()
+        render.skus(catalog, plans=False, fmt=args.format, low=settings.low_seat_threshold, ids=args.ids)
+        return 0
+    async with opened(settings) as storage:
+        taken = await take_forecast(Services(settings, graph, storage), days=args.days or DEFAULT_DAYS)
+    show_forecast(taken, args.format)
+    return EXIT_RUNS_OUT if taken.running_out else 0
+
+
+def show_forecast(taken: Forecast, fmt: Format) -> None:
+    """One row per SKU: free seats now, hires scheduled within the horizon, the date they outrun the seats."""
+    rows: list[list[Cell]] = [_row(s) for s in taken.skus]
+    data = [
+        {**dict(zip(COLUMNS, row, strict=True)), "byDate": _by_date(s)} for s, row in zip(taken.skus, rows, strict=True)
+    ]
+    title = f"Seat forecast: hires starting by {esc(_last_day(taken))} (next {taken.days} days)"
+    emit(fmt, title=title, columns=COLUMNS, rows=rows, data=data)
+
+
+def _row(s: SkuForecast) -> list[Cell]:
+    return [s.part_number, s.free, s.scheduled, s.runs_out_on.isoformat() if s.runs_out_on else None, s.message()]
+
+
+def _json(row: list[Cell]) -> dict[str, Cell]:
+    return dict(zip(COLUMNS, row, strict=True))
+
+
+def _by_date(s: SkuForecast) -> list[dict[str, Any]]:
+    return [{"date": day.isoformat(), "hires": hires} for day, hires in s.by_date]
+
+
+def _last_day(taken: Forecast) -> str:
+    return (taken.taken_at.date() + timedelta(days=taken.days)).isoformat()
