@@ -44,6 +44,7 @@ EXIT_USAGE, EXIT_ERROR, EXIT_BUG, EXIT_INTERRUPTED = 2, 3, 4, 130
 # to the admin group: Azure cannot scope a role to one command).
 STORAGE_ROLES = {
     "status": ("Storage Table Data Reader",),
+    "status --recount": ("Storage Table Data Contributor",),  # it writes the StatusIndex table
     "events": ("Storage Table Data Reader",),
     "seats": ("Storage Table Data Reader",),  # --forecast only: ScheduledRequests
     "requeue": ("Storage Table Data Reader", "Storage Queue Data Message Sender"),
@@ -88,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problem(name, exc.message)
         return EXIT_USAGE
     except LicensingError as exc:
-        problem(name, access_advice(exc, args.command, storage) or exc.message)
+        problem(name, access_advice(exc, _role_key(args), storage) or exc.message)
         return EXIT_ERROR
     except KeyboardInterrupt:
         problem(name, "interrupted; users already done stay done (re-run to continue: done users are unchanged)")
@@ -98,11 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception as exc:
         # A storage SDK call outside the adapter's TransientError wrapping: a refused sign-in is expected, not a bug.
-        advice = access_advice(exc, args.command, storage)
+        advice = access_advice(exc, _role_key(args), storage)
         if advice is None and getattr(args, "debug", False):
             traceback.print_exc()
         problem(name, advice or f"unexpected {type(exc).__name__}: {exc} (a bug; --debug shows where)")
         return EXIT_BUG if advice is None else EXIT_ERROR
+
+
+def _role_key(args: argparse.Namespace) -> str:
+    """The command as STORAGE_ROLES names it (a recount writes where a plain status only reads)."""
+    return "status --recount" if args.command == "status" and getattr(args, "recount", False) else args.command
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> int:

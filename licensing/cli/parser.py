@@ -103,6 +103,9 @@ def build_parser(doc: str) -> argparse.ArgumentParser:
     status.add_argument("--outcome", choices=OUTCOMES, help="only rows with this outcome")
     status.add_argument("--since", metavar="AGE|DATE", help=SINCE)
     status.add_argument("--user", help="only this user (object id, or the identifier a request gave)")
+    status.add_argument(
+        "--recount", action="store_true", help="recount the status page's outcome totals (after an upgrade)"
+    )
     events = sub.add_parser("events", parents=[fmt], help="a user's audit trail, newest first (LicenseEvents)")
     events.add_argument("user", metavar="USER", help="object id or userPrincipalName")
     events.add_argument("--since", metavar="AGE|DATE", help=SINCE)

@@ -18,6 +18,7 @@ from typing import TypeVar
 from azure.core.exceptions import ResourceNotFoundError
 
 from licensing.adapters.graph.gateway import GraphGateway
+from licensing.adapters.storage import counters
 from licensing.adapters.storage.account import Storage, transient
 from licensing.cli import records_render, sweep_render
 from licensing.cli.since import cutoff
@@ -67,8 +68,13 @@ async def _rows(args: argparse.Namespace, storage: Storage) -> tuple[list[Status
 
 
 async def status(args: argparse.Namespace, settings: Settings, graph: GraphGateway) -> int:
-    """The LicenseStatus table, newest first, filtered by outcome, age and user."""
+    """The LicenseStatus table, newest first, filtered by outcome, age and user; --recount first recounts the
+    status page's totals (the daily snapshot does it nightly; after an upgrade the totals start from zero)."""
     async with opened(settings) as storage:
+        if args.recount:
+            totals = await counters.reconcile(storage)
+            records_render.recounted(totals, fmt=args.format)
+            return 0
         rows, note = await _rows(args, storage)
     records_render.statuses(rows, fmt=args.format, ids=args.ids, note=note)
     return 0

@@ -1,4 +1,4 @@
-"""What `status`, `requeue` and `events` print, in the CLI's one vocabulary (see output.py and the README)."""
+"""What `status`, `requeue` and `events` print, in the CLI's one vocabulary (see output.py and docs/admin-guide.md)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,12 @@ def _status_row(r: StatusRecord) -> list[Cell]:
         dict(r.plan_statuses),
         r.plan_source or None,
     ]
+
+
+def recounted(totals: dict[str, int], *, fmt: Format) -> None:
+    """The outcome totals a recount left on the status page (JSON: ``outcomes`` as the page's JSON has it)."""
+    rows: list[list[Cell]] = [[outcome, count] for outcome, count in totals.items()]
+    emit(fmt, title="status totals recounted", columns=["outcome", "count"], rows=rows, data={"outcomes": totals})
 
 
 def requeued(rows: Sequence[StatusRecord], outcome: str, *, fmt: Format) -> None:

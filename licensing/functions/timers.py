@@ -1,4 +1,5 @@
-"""Timer-triggered functions: the nightly sweep, releasing far-future HR requests, the Graph subscription.
+"""Timer-triggered functions: the nightly sweep, releasing far-future HR requests, the Graph subscription, the
+status page's daily snapshot.
 
 Each handler imports its use case when first called, not at module level: every Flex Consumption cold start
 imports function_app to index the functions, and the use cases pull in the Graph and Storage SDKs.
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 bp = func.Blueprint()  # type: ignore[no-untyped-call]  # azure-functions leaves __init__ untyped
 RELEASE_SCHEDULE = "0 */15 * * * *"  # six-field NCRONTAB, UTC: every 15 minutes
 SUBSCRIPTION_SCHEDULE = "0 7 * * * *"  # hourly at :07; renewal happens when < 3 days are left
+SNAPSHOT_SCHEDULE = "0 55 23 * * *"  # daily at 23:55 UTC: the day's last seat counts, on the day they describe
 
 
 @bp.function_name("release_scheduled")
@@ -54,4 +56,17 @@ async def sweep(timer: func.TimerRequest) -> None:
     result = await run_sweep(await composition.services())
     log.info(
         "sweep %s: %s read, %d users, %d drifted", result.run_id, result.read, result.users_seen, result.users_drifted
+    )
+
+
+@bp.function_name("daily_snapshot")
+@bp.timer_trigger(arg_name="timer", schedule=SNAPSHOT_SCHEDULE, run_on_startup=False, use_monitor=True)
+@traced_function
+async def daily_snapshot(timer: func.TimerRequest) -> None:
+    """The day's seats in use per SKU for the status page's chart, and a recount of the outcome counters."""
+    from licensing.services.snapshots import take_daily_snapshot  # noqa: PLC0415  # on first call: cold start
+
+    kept = await take_daily_snapshot(await composition.services())
+    log.info(
+        "daily_snapshot %s: %d SKUs, totals %s (past due: %s)", kept.day, len(kept.seats), kept.totals, timer.past_due
     )

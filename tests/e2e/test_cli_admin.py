@@ -373,3 +373,22 @@ async def test_verify_says_a_group_holds_the_policy_sku(tenant: EmulatedTenant, 
     assert [(u["sku"], u["viaGroup"]) for u in result["unmanaged"]] == [("EMS", True)]
     code, out, _ = await cli("verify", user.user_principal_name)
     assert "held via a group" in out
+
+
+async def test_status_recount_sets_the_page_totals_from_the_table_after_an_upgrade(
+    tenant: EmulatedTenant, cli: Cli, cli_storage: Storage
+) -> None:
+    """Rows written before the counters existed are counted by `status --recount`, and the totals are kept."""
+    from licensing.adapters.storage import counters, failure_index  # noqa: PLC0415  # what the page reads
+
+    for user, outcome in (("u1", "verified"), ("u2", "verified"), ("u3", "failed")):
+        await cli_storage.put_status(StatusRecord(user, "EMS", user, outcome, "why", "r", "hr"))  # type: ignore[arg-type]
+    index = cli_storage.table(failure_index.INDEX_TABLE)
+    async for row in index.list_entities():  # as an install from before the counters: rows, no totals
+        await index.delete_entity(row["PartitionKey"], row["RowKey"])
+    assert (await counters.outcome_totals(cli_storage))["verified"] == 0
+    code, out, err = await cli("status", "--recount", "--json")
+    assert (code, err) == (0, "")
+    assert (json.loads(out)["outcomes"]["verified"], json.loads(out)["outcomes"]["failed"]) == (2, 1)
+    kept = await counters.outcome_totals(cli_storage)
+    assert (kept["verified"], kept["failed"]) == (2, 1)

@@ -317,7 +317,7 @@ def test_admin_roles_are_what_the_cli_commands_need() -> None:
     granted = {role for role, _, _ in ADMIN_ROLES}
     needed = {COVERS.get(role, role) for roles in STORAGE_ROLES.values() for role in roles}
     assert granted == needed
-    assert set(STORAGE_ROLES) == {"status", "events", "seats", "requeue", "sweep"}
+    assert set(STORAGE_ROLES) == {"status", "status --recount", "events", "seats", "requeue", "sweep"}
 
 
 def test_role_ids_match_their_names() -> None:

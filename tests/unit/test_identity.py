@@ -187,3 +187,16 @@ def test_the_identity_module_imports_no_sdk_until_asked() -> None:
     source = inspect.getsource(identity)
     top_level = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
     assert not [line for line in top_level if "azure" in line]
+
+
+@pytest.mark.usefixtures("outside_azure")
+async def test_the_storage_adapter_signs_in_as_the_admin_on_a_laptop() -> None:
+    """Storage.from_settings with only an account name: DefaultAzureCredential on the account's table and queue URIs."""
+    from licensing.adapters.storage.account import Storage  # noqa: PLC0415  # the adapter under test
+
+    storage = Storage.from_settings(Settings.from_env(ACCOUNT).require_storage())
+    try:
+        assert isinstance(storage._credential, DefaultAzureCredential)  # what it signs in with
+        assert storage.table("LicenseStatus").url.startswith("https://stlicensing01.table.core.windows.net")
+    finally:
+        await storage.close()

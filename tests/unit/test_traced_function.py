@@ -31,8 +31,10 @@ BINDINGS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "hr_events": ("httpTrigger", "req", {"route": "hr/events", "methods": ["POST"], "authLevel": "function"}),
     "graph_notifications": ("httpTrigger", "req", {"route": "graph/notifications", "methods": ["POST"]}),
     "graph_lifecycle": ("httpTrigger", "req", {"route": "graph/lifecycle", "methods": ["POST"]}),
+    "status_page": ("httpTrigger", "req", {"route": "status", "methods": ["GET"], "authLevel": "function"}),
     "release_scheduled": ("timerTrigger", "timer", {"schedule": "0 */15 * * * *", "useMonitor": True}),
     "graph_subscription": ("timerTrigger", "timer", {"schedule": "0 7 * * * *"}),
+    "daily_snapshot": ("timerTrigger", "timer", {"schedule": "0 55 23 * * *", "useMonitor": True}),
     "sweep": ("timerTrigger", "timer", {"schedule": "%SWEEP_SCHEDULE%", "runOnStartup": False}),
 }
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -73,6 +75,7 @@ def worker_would_load(function: Any) -> None:
 def test_every_function_keeps_its_bindings_and_the_worker_would_load_it() -> None:
     """Decorated functions are indexed with the same triggers, and pass the worker's signature checks."""
     indexed = {fn.get_function_name(): fn for fn in indexed_functions(function_app.app)}
+    assert set(indexed) == set(BINDINGS), "a function was added or removed: list its trigger in BINDINGS"
     for name, (kind, arg, settings) in BINDINGS.items():
         [trigger] = [b.get_dict_repr() for b in indexed[name].get_bindings() if b.type == kind]
         assert trigger["name"] == arg, name

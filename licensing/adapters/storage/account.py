@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime
 from typing import Any, Protocol
 
 from azure.core import MatchConditions
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient
 from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from licensing.adapters.identity import storage_credential
+from licensing.adapters.storage.counters import status_moved
+from licensing.adapters.storage.failure_index import INDEX_TABLE
 from licensing.adapters.storage.rows import (
+    entity_or_none,
     event_entity,
     event_from_entity,
     status_entity,
     status_from_entity,
     table_key,
 )
+from licensing.adapters.storage.rows import transient as transient  # noqa: PLC0414  # re-exported (mypy --strict)
 from licensing.core.errors import TransientError
 from licensing.core.queues import LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE
 from licensing.core.records import AuditEvent, StatusRecord
@@ -47,6 +52,7 @@ TABLES = (
     DRIFT_TABLE,
     LEASES_TABLE,
     BUDGET_TABLE,
+    INDEX_TABLE,  # status counters, seats per day, the failure index (counters.py)
 )
 QUEUES = (
     LICENSE_REQUESTS_QUEUE,
@@ -70,16 +76,6 @@ class StoragePort(Protocol):
     async def last_error(self, user_key: str, request_id: str) -> AuditEvent | None: ...
 
 
-@contextmanager
-def transient(what: str) -> Iterator[None]:
-    try:
-        yield
-    except (ResourceExistsError, ResourceNotFoundError):
-        raise
-    except AzureError as exc:
-        raise TransientError(f"storage failed to {what}: {type(exc).__name__}") from exc
-
-
 class Storage:
     """StoragePort over azure-storage-queue (base64 messages, as host.json expects) and azure-data-tables."""
 
@@ -98,16 +94,14 @@ class Storage:
 
     @classmethod
     def from_settings(cls, settings: StorageSettings) -> Storage:
-        """Connection string (Azurite, keys) or identity-based service URIs (managed identity)."""
+        """Connection string (Azurite, keys) or identity-based service URIs (identity.storage_credential)."""
         if settings.connection_string:
             return cls(
                 QueueServiceClient.from_connection_string(settings.connection_string),
                 TableServiceClient.from_connection_string(settings.connection_string),
                 blobs=BlobServiceClient.from_connection_string(settings.connection_string),
             )
-        from azure.identity.aio import ManagedIdentityCredential  # noqa: PLC0415  # only in Azure
-
-        credential = ManagedIdentityCredential(client_id=settings.client_id)
+        credential = storage_credential(settings)  # managed identity in Azure, an admin's az login elsewhere
         return cls(
             QueueServiceClient(settings.queue_service_uri or "", credential=credential),
             TableServiceClient(settings.table_service_uri or "", credential=credential),
@@ -154,45 +148,53 @@ class Storage:
         Optimistic concurrency: read, compare ``UpdatedAt``, then update under the row's ETag (or insert);
         a late writer with an older outcome never overwrites a newer one, and a lost race is re-read.
         Columns not written here (AssignedAt, VerifiedAt, LastError...) are merged, so they keep history.
+        Once the write went in, the outcome it replaced is known for sure: the counters move (counters.py).
         """
         entity = status_entity(record)
         table = self._tables.get_table_client(STATUS_TABLE)
         with transient(f"write status of {record.user_key}"):
             for _ in range(STATUS_WRITE_ATTEMPTS):
-                try:
-                    current = await table.get_entity(entity["PartitionKey"], entity["RowKey"])
-                except ResourceNotFoundError:
-                    try:
-                        await table.create_entity(entity)
-                    except ResourceExistsError:
-                        continue  # someone created it meanwhile: compare with theirs
-                    return
-                if current.get("UpdatedAt") and current["UpdatedAt"] > record.updated_at:
+                current = await entity_or_none(table, entity["PartitionKey"], entity["RowKey"])
+                if current is not None and current.get("UpdatedAt") and current["UpdatedAt"] > record.updated_at:
                     log.info("kept the newer status of %s/%s", record.user_key, record.sku)
                     return
                 try:
-                    await table.update_entity(
-                        entity, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
-                    )
-                except (ResourceModifiedError, ResourceNotFoundError):
-                    continue
+                    if current is None:
+                        await table.create_entity(entity)
+                    else:
+                        condition = MatchConditions.IfNotModified
+                        await table.update_entity(entity, etag=current.metadata["etag"], match_condition=condition)
+                except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+                    continue  # someone wrote or deleted it meanwhile: compare with theirs
+                before = None if current is None else status_from_entity(current).outcome
+                await status_moved(self, before=before, after=record, sku=record.sku)
                 return
             raise TransientError(f"status of {record.user_key}/{record.sku} kept changing under us")
 
     async def delete_status(self, user_key: str, sku: str) -> None:
-        """Remove one status row if it exists."""
-        with transient(f"delete status of {user_key}"), suppress(ResourceNotFoundError):
-            await self._tables.get_table_client(STATUS_TABLE).delete_entity(table_key(user_key), table_key(sku))
+        """Remove one status row if it exists (under its ETag, so the outcome it held leaves the counters)."""
+        table = self._tables.get_table_client(STATUS_TABLE)
+        with transient(f"delete status of {user_key}"):
+            for _ in range(STATUS_WRITE_ATTEMPTS):
+                if (current := await entity_or_none(table, table_key(user_key), table_key(sku))) is None:
+                    return
+                try:
+                    etag, condition = current.metadata["etag"], MatchConditions.IfNotModified
+                    await table.delete_entity(current, etag=etag, match_condition=condition)
+                except ResourceModifiedError:
+                    continue
+                except ResourceNotFoundError:
+                    return  # a concurrent delete went first and moved the counters
+                await status_moved(self, before=status_from_entity(current).outcome, after=None, sku=sku)
+                return
+            raise TransientError(f"status of {user_key}/{sku} kept changing under us")
 
     async def status(self, user_key: str, sku: str) -> StatusRecord | None:
         """One status row, or None."""
+        table = self._tables.get_table_client(STATUS_TABLE)
         with transient(f"read status of {user_key}"):
-            try:
-                table = self._tables.get_table_client(STATUS_TABLE)
-                entity = await table.get_entity(table_key(user_key), table_key(sku))
-            except ResourceNotFoundError:
-                return None
-        return status_from_entity(entity)
+            entity = await entity_or_none(table, table_key(user_key), table_key(sku))
+        return None if entity is None else status_from_entity(entity)
 
     async def statuses(
         self, user_key: str | None = None, *, outcome: str | None = None, select: Sequence[str] | None = None

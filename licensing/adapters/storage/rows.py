@@ -1,19 +1,50 @@
-"""Table rows <-> our records: the LicenseStatus and LicenseEvents columns, and keys Table storage accepts."""
+"""Table rows <-> our records: the LicenseStatus and LicenseEvents columns, keys Table storage accepts, newest-first
+RowKeys, and how the table SDK's errors become ours (``transient``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables.aio import TableClient
+
+from licensing.core.errors import TransientError
 from licensing.core.records import AuditEvent, StatusRecord
 
 _MAX_TICKS = 10**19  # audit RowKeys count down from here, so a partition lists newest first
 MAX_TEXT = 4000  # characters of a reason or detail kept (a table property holds 32 K characters)
 MAX_REQUEST = 32 * 1024 - 1  # characters: a string property holds 64 KiB (UTF-16); a message is at most 32 KiB
+
+
+@contextmanager
+def transient(what: str) -> Iterator[None]:
+    """Storage failures (throttling, timeouts, 5xx) as TransientError; a missing or existing entity as itself."""
+    try:
+        yield
+    except (ResourceExistsError, ResourceNotFoundError):
+        raise
+    except AzureError as exc:
+        raise TransientError(f"storage failed to {what}: {type(exc).__name__}") from exc
+
+
+async def entity_or_none(table: TableClient, partition: str, row: str) -> Any:  # noqa: ANN401  # a TableEntity
+    """One row, or None when there is none."""
+    try:
+        return await table.get_entity(partition, row)
+    except ResourceNotFoundError:
+        return None
+
+
+def newest_first(at: datetime) -> str:
+    """A RowKey prefix that sorts later times first (20 digits counting down from 10**19 microseconds)."""
+    return f"{_MAX_TICKS - int(at.timestamp() * 1_000_000):020d}"
 
 
 def table_key(value: str) -> str:
@@ -50,12 +81,25 @@ def status_entity(record: StatusRecord) -> dict[str, Any]:
     return entity
 
 
+def failure_index_row(partition: str, record: StatusRecord) -> dict[str, Any]:
+    """The failure index row (table StatusIndex) of a status row that became a failure: newest first, and one
+    row per status row and time, so writing the same failure again (a reconcile) is idempotent."""
+    digest = hashlib.sha256(f"{table_key(record.user_key)}/{table_key(record.sku)}".encode()).hexdigest()[:16]
+    return {
+        "PartitionKey": partition,
+        "RowKey": f"{newest_first(record.updated_at)}-{digest}",
+        "User": record.user_key,
+        "Sku": record.sku,
+        "Outcome": record.outcome,
+        "At": record.updated_at,
+    }
+
+
 def event_entity(event: AuditEvent) -> dict[str, Any]:
     """The LicenseEvents row of an audit event; RowKeys sort newest first within a user."""
-    ticks = int(event.at.timestamp() * 1_000_000)
     entity: dict[str, Any] = {
         "PartitionKey": table_key(event.user_key),
-        "RowKey": f"{_MAX_TICKS - ticks:020d}-{uuid.uuid4().hex[:12]}",
+        "RowKey": f"{newest_first(event.at)}-{uuid.uuid4().hex[:12]}",
         "Kind": event.kind,
         "RequestId": event.request_id,
         "Source": event.source,
