@@ -1,4 +1,4 @@
-"""The status page: GET /api/status, seats, outcomes, the last sweep's drift and recent failures.
+"""The status page: GET /api/status, seats, outcomes and their history, sweeps, failures, health and the forecast.
 
 The renderer (Jinja2) and the snapshot use case are imported when the page is first asked for, not at module
 level: every Flex Consumption cold start imports function_app to index the functions.
@@ -31,7 +31,8 @@ SECURITY_HEADERS = {
 @bp.route(route="status", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @traced_function
 async def status_page(req: func.HttpRequest) -> func.HttpResponse:
-    """An HTML page (or ``?format=json``) built from Graph's catalog and the status and sweep tables."""
+    """An HTML page (or ``?format=json``) from Graph's catalog, the status counters, the sweep runs, the queues and
+    the forecast: the same handful of reads whatever the number of users."""
     from licensing.functions.status_render import page, requested_format  # noqa: PLC0415  # on first call: cold start
     from licensing.services.overview import take_snapshot  # noqa: PLC0415
 

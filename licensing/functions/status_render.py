@@ -8,8 +8,12 @@ from functools import cache
 from typing import Any, Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
-from licensing.services.overview import Failure, SeatLine, Snapshot, SweepOverview
+from licensing.core.forecast import Forecast, SkuForecast
+from licensing.functions.status_charts import charts_svg
+from licensing.services.overview_health import Health, duration
+from licensing.services.overview_model import Failure, SeatLine, Snapshot, SweepOverview
 from licensing.services.reply import Reply, error
 
 Format = Literal["html", "json"]
@@ -31,6 +35,7 @@ def _environment() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["percent"] = _percent
+    env.filters["duration"] = duration
     return env
 
 
@@ -52,19 +57,29 @@ def page(snapshot: Snapshot, wanted: Format) -> Reply:
 
 def render_html(snapshot: Snapshot) -> str:
     """A complete HTML5 document, no JavaScript, every value escaped."""
-    return _environment().get_template(TEMPLATE).render(s=snapshot)
+    # The charts are markup built by core.charts, which escapes every text itself: marked safe, not escaped twice.
+    charts = {name: Markup(svg) for name, svg in charts_svg(snapshot).items()}  # noqa: S704  # escaped in core.charts
+    return _environment().get_template(TEMPLATE).render(s=snapshot, charts=charts)
 
 
 def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
     """The same snapshot as JSON-ready data: ISO 8601 times, and the admin CLI's field names (``sku``/``skuId``,
-    ``user``/``userId``, ``outcome``, ``reason``, ``updatedAt``; the last sweep as `licensing sweep --json`)."""
+    ``user``/``userId``, ``outcome``, ``reason``, ``updatedAt``; the sweeps as `licensing sweep --json`)."""
     return {
         "takenAt": snapshot.taken_at.isoformat(),
         "lowSeatThreshold": snapshot.low_seat_threshold,
         "seats": [_seat(s) for s in snapshot.seats],
         "outcomes": dict(snapshot.outcomes),
         "lastSweep": _sweep(snapshot.sweep) if snapshot.sweep else None,
+        "sweeps": [_sweep(s) for s in snapshot.sweeps],
         "recentFailures": [_failure(f) for f in snapshot.failures],
+        "history": [
+            {"day": p.day.isoformat(), "outcomes": dict(p.outcomes), "seatsUsed": dict(p.seats_used)}
+            for p in snapshot.history
+        ],
+        "health": _health(snapshot.health) if snapshot.health else None,
+        "forecast": _forecast(snapshot.forecast) if snapshot.forecast else None,
+        "forecastProblem": snapshot.forecast_problem or None,
     }
 
 
@@ -92,6 +107,33 @@ def _sweep(s: SweepOverview) -> dict[str, Any]:
         "usersDrifted": s.users_drifted,
         "fixesEnqueued": s.fixes_enqueued,
         "drift": dict(s.drift),
+        "outcome": s.outcome,
+        "failure": s.failure,
+    }
+
+
+def _health(h: Health) -> dict[str, Any]:
+    sub = h.subscription
+    return {
+        "queues": [{"queue": q.name, "messages": q.messages, "poison": q.poison} for q in h.queues],
+        "subscription": {"state": sub.state, "expiresAt": _iso(sub.expires_at), "text": sub.text()},
+        "seatsReadAt": _iso(h.seats_read_at),
+        "seatsAgeSeconds": int(h.seats_age.total_seconds()) if h.seats_age is not None else None,
+    }
+
+
+def _forecast(f: Forecast) -> dict[str, Any]:
+    return {"takenAt": f.taken_at.isoformat(), "days": f.days, "skus": [_sku_forecast(s) for s in f.skus]}
+
+
+def _sku_forecast(s: SkuForecast) -> dict[str, Any]:
+    return {
+        "sku": s.part_number,
+        "free": s.free,
+        "scheduled": s.scheduled,
+        "byDate": [{"date": day.isoformat(), "hires": n} for day, n in s.by_date],
+        "runsOutOn": s.runs_out_on.isoformat() if s.runs_out_on else None,
+        "message": s.message(),
     }
 
 

@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
+from azure.core.exceptions import ResourceNotFoundError
+
 from licensing.adapters.graph.gateway import GraphGateway
-from licensing.adapters.graph.subscriptions import SubscriptionGateway
-from licensing.adapters.storage.account import RUNS_TABLE, transient
+from licensing.adapters.graph.subscriptions import SubscriptionGateway, SubscriptionInfo
+from licensing.adapters.storage.account import RUNS_TABLE, Storage, transient
 from licensing.core.messages import UnreadableJson, load_json
 from licensing.core.notifications import Scope
 from licensing.services.context import Services
@@ -22,6 +24,9 @@ LIFETIME = MAX_USER_SUBSCRIPTION - timedelta(hours=1)  # an hour of margin for c
 RENEW_WHEN_LEFT = timedelta(days=3)  # the timer runs hourly, so many chances before expiry
 Kept = Literal["created", "renewed", "ok", "not-configured"]
 SUBSCRIPTIONS_PARTITION = "subscriptions"  # SweepRuns rows: one per users subscription of ours, RowKey = its id
+# SweepRuns "state" partition: the expiry of the users subscription as keep_alive last created, renewed or saw it
+# (the status page shows it without asking Graph)
+EXPIRY_KEY = {"PartitionKey": "state", "RowKey": "users-subscription"}
 _tenant_unchecked_noted = False
 
 
@@ -52,14 +57,17 @@ async def keep_alive(services: Services, *, now: datetime) -> Kept:
             expiration=now + LIFETIME,
         )
         await remember_subscriptions(services, [created.id])
+        await remember_expiry(services.storage, created, now=now)
         log.info("created users subscription %s (expires %s)", created.id, created.expiration.isoformat())
         return "created"
     await remember_subscriptions(services, [s.id for s in ours])
     latest = max(ours, key=lambda s: s.expiration)
     if latest.expiration - now < RENEW_WHEN_LEFT:
         renewed = await gateway.renew(latest.id, now + LIFETIME)
+        await remember_expiry(services.storage, renewed, now=now)
         log.info("renewed users subscription %s until %s", renewed.id, renewed.expiration.isoformat())
         return "renewed"
+    await remember_expiry(services.storage, latest, now=now)
     return "ok"
 
 
@@ -86,7 +94,7 @@ async def receive_lifecycle(body: bytes, services: Services, *, now: datetime) -
         if event == "reauthorizationRequired":
             gateway = _gateway(services)
             await gateway.reauthorize(subscription_id)
-            await gateway.renew(subscription_id, now + LIFETIME)
+            await remember_expiry(services.storage, await gateway.renew(subscription_id, now + LIFETIME), now=now)
         elif event == "subscriptionRemoved":
             await keep_alive(services, now=now)
         else:  # "missed": Graph sends none for users; the nightly sweep is the safety net anyway
@@ -124,3 +132,21 @@ async def remember_subscriptions(services: Services, ids: Iterable[str]) -> None
             await table.upsert_entity({"PartitionKey": SUBSCRIPTIONS_PARTITION, "RowKey": subscription_id})
         for stale in (await known_subscriptions(services) or frozenset()) - keep:
             await table.delete_entity(SUBSCRIPTIONS_PARTITION, stale)
+
+
+async def remember_expiry(storage: Storage, subscription: SubscriptionInfo, *, now: datetime) -> None:
+    """Record when the users subscription expires (and when that was checked), for the status page."""
+    row = {**EXPIRY_KEY, "SubscriptionId": subscription.id, "ExpiresAt": subscription.expiration, "CheckedAt": now}
+    with transient("record the Graph subscription's expiry"):
+        await storage.table(RUNS_TABLE).upsert_entity(row)
+
+
+async def recorded_expiry(storage: Storage) -> datetime | None:
+    """When the users subscription expires, as keep_alive last recorded it; None before it ever ran."""
+    with transient("read the Graph subscription's expiry"):
+        try:
+            row = await storage.table(RUNS_TABLE).get_entity(EXPIRY_KEY["PartitionKey"], EXPIRY_KEY["RowKey"])
+        except ResourceNotFoundError:
+            return None
+    expires: datetime | None = row.get("ExpiresAt")
+    return expires

@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -37,6 +38,7 @@ from licensing.core.errors import (
     UserNotFound,
 )
 from licensing.core.model import Catalog, ObservedLicense, UserFacts
+from licensing.core.records import utcnow
 from licensing.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class GraphPort(Protocol):
     """What the service layer needs from Graph."""
 
     async def catalog(self, *, fresh: bool = False) -> Catalog: ...
+    @property
+    def catalog_read_at(self) -> datetime | None: ...
     async def get_user(self, user: str) -> UserFacts: ...
     async def is_soft_deleted(self, user: str) -> bool: ...
     async def set_usage_location(self, user_id: str, location: str) -> None: ...
@@ -83,13 +87,16 @@ class GraphGateway:
         http: httpx.AsyncClient | None = None,
         credential: Closable | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._client = client
         self._http = http
         self._credential = credential
         self._ttl = catalog_ttl
         self._clock = clock
+        self._wall_clock = wall_clock
         self._catalog: tuple[float, Catalog] | None = None
+        self._catalog_read_at: datetime | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GraphGateway:
@@ -116,8 +123,15 @@ class GraphGateway:
             return self._catalog[1]
         page = await self._raw("read subscribedSkus", self._client.subscribed_skus.to_get_request_information())
         self._catalog = (now, Catalog(tuple(sku_from_json(item) for item in page.get("value") or [])))
+        self._catalog_read_at = self._wall_clock()
         catalog_read(self._catalog[1])
         return self._catalog[1]
+
+    @property
+    def catalog_read_at(self) -> datetime | None:
+        """When the cached catalog was read from Graph (UTC); None before the first read. Seat numbers are that old:
+        the status page says so rather than passing cached numbers off as current."""
+        return self._catalog_read_at
 
     async def get_user(self, user: str) -> UserFacts:
         """Read a user by object id or UPN with only the properties planning needs (parsed as plain JSON)."""
