@@ -1,7 +1,7 @@
 """Output primitives for the CLI: every command prints a rich table, JSON (--json) or CSV (--csv).
 
 Tables and JSON go to stdout; progress bars and per-item errors go to stderr, so `--json`/`--csv` output can
-be piped into another tool whatever happened along the way. JSON and CSV share one vocabulary (the README's
+be piped into another tool whatever happened along the way. JSON and CSV share one vocabulary (docs/admin-guide.md
 table): a CSV header is the JSON field name, a CSV list is its items separated by spaces, a mapping is
 ``name=value`` pairs, a boolean is ``true``/``false`` and a time is ISO 8601. Tables are for people: they fit
 the console's width, wrap long text between words, and show ids (GUIDs, request ids) only with ``--ids``.

@@ -1,7 +1,7 @@
 """What `skus`, `assign` and `remove` print: rich tables for people, JSON (--json) and CSV (--csv) for scripts.
 
-Field names follow the CLI's one vocabulary (see output.py and the README): ``user``/``userId``, ``sku``/``skuId``,
-``outcome``, ``reason``, ``disabledPlans`` as a list.
+Field names follow the CLI's one vocabulary (see output.py and docs/admin-guide.md): ``user``/``userId``,
+``sku``/``skuId``, ``outcome``, ``reason``, ``disabledPlans`` as a list.
 """
 
 from __future__ import annotations

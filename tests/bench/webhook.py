@@ -1,5 +1,5 @@
 """`make bench`: HR webhook ack latency on loopback, ours (verify, dedupe, enqueue, 202) vs the naive way
-(assign the license inline before answering). Prints one table; figures go in the README."""
+(assign the license inline before answering). Prints one table; figures go in docs/performance.md."""
 
 from __future__ import annotations
 
