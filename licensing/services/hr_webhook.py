@@ -102,10 +102,12 @@ async def _deliver_once(webhook_id: str, events: list[HrEvent], services: Servic
     back so the retry goes through again (its dispatched events are then eventId duplicates).
     """
     table = services.storage.table(HR_EVENTS_TABLE)
-    key = {"PartitionKey": "w" + _shard(webhook_id), "RowKey": table_key(webhook_id)}  # apart from eventId rows
+    key = webhook_claim_key(webhook_id)
     until = time.monotonic() + DEADLINE_SECONDS
     try:
-        claim = _claim(table, key, services.clock(), {"Type": "webhook-id", "Events": len(events)})
+        claim = _claim(
+            table, key, services.clock(), {"Type": "webhook-id", "WebhookId": webhook_id, "Events": len(events)}
+        )
         verdict = await asyncio.wait_for(claim, timeout=DEADLINE_SECONDS / 2)
     except (TransientError, TimeoutError):
         verdict = "retry"
@@ -252,6 +254,14 @@ async def _take_over(table: TableClient, key: dict[str, str], now: datetime) -> 
     except ResourceModifiedError:
         return "retry"
     return "ours"
+
+
+def webhook_claim_key(webhook_id: str) -> dict[str, str]:
+    """The HrEvents key of a webhook-id's claim, apart from the eventId rows. Keyed by its digest: a 256-character
+    id of "/" or "%" would grow to 768 characters once made key-safe, past what a key may hold, and storage's 400
+    would be answered "retry" forever. The id itself is kept in the row's WebhookId column."""
+    digest = hashlib.sha256(webhook_id.encode()).hexdigest()
+    return {"PartitionKey": "w" + digest[0], "RowKey": digest}
 
 
 def _shard(event_id: str) -> str:

@@ -254,10 +254,10 @@ async def test_concurrent_deliveries_of_one_webhook_id_queue_it_once(whsec: Serv
 
 async def test_a_webhook_id_still_in_flight_is_answered_503_not_duplicate(whsec: Services) -> None:
     """A young, undispatched webhook-id claim (another instance is on it): 503 with Retry-After, nothing queued."""
-    from licensing.services.hr_webhook import _shard  # noqa: PLC0415
+    from licensing.services.hr_webhook import webhook_claim_key  # noqa: PLC0415
 
     table = whsec.storage.table("HrEvents")
-    key = {"PartitionKey": "w" + _shard("msg_busy"), "RowKey": "msg_busy"}
+    key = webhook_claim_key("msg_busy")
     await table.create_entity({**key, "Status": "received", "ReceivedAt": datetime.now(UTC)})
     response: HttpResponse = await user_function(function_app.app, "hr_events")(standard(event("b"), msg_id="msg_busy"))
     answer = json.loads(response.get_body())
@@ -302,3 +302,16 @@ async def test_whsec_secrets_and_signatures_never_reach_logs_or_tables(
             async for entity in whsec.storage.table(table).list_entities():
                 assert marker not in json.dumps(entity, default=str)
     assert "signature rejected" in caplog.text
+
+
+@pytest.mark.parametrize("msg_id", ["/" * 256, "%" * 171, "a" * 256, "it's&100%<x>"])
+async def test_webhook_ids_that_grow_when_made_key_safe_are_claimed_and_deduplicated(
+    whsec: Services, msg_id: str
+) -> None:
+    """The longest ids the check allows, even of characters a table key must escape, are accepted once, then dupes."""
+    name = f"long-{len(msg_id)}-{ord(msg_id[0])}"
+    status, answer = await post(standard(event(name), msg_id=msg_id))
+    assert status == 202, answer
+    status, answer = await post(standard(event(f"{name}-again"), msg_id=msg_id))
+    assert (status, answer["duplicates"]) == (202, [f"{name}-again"])
+    assert await queued(whsec) == 1
