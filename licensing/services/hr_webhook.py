@@ -7,26 +7,22 @@ webhook-id is processed once as well as each eventId.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Mapping
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from azure.core import MatchConditions
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError
-
 from licensing.adapters.storage.account import HR_EVENTS_TABLE, transient
-from licensing.adapters.storage.rows import table_key
 from licensing.core.errors import TransientError
 from licensing.core.hr_events import HrEvent, PayloadInvalid, dispatch_for, parse_events
 from licensing.core.signing import SignatureRejected
 from licensing.core.standard_webhooks import SecretUnusable, verify_request
 from licensing.services.context import Services
 from licensing.services.forecast import warn_scheduled_hires
+from licensing.services.hr_claims import claim, event_claim_key, release, webhook_claim_key
 from licensing.services.reply import Reply, error
 from licensing.services.scheduling import cancel_held, dispatch
 from licensing.settings import SECRET_SETTINGS
@@ -36,7 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024  # 500 events of ~1 KiB fit easily
-IN_FLIGHT = timedelta(seconds=60)  # a claim younger than this belongs to a request still running
 CONCURRENCY = 32  # storage round trips in flight per request: a 500-event batch acks in well under a second
 DEADLINE_SECONDS = 8.0  # answer before HR gives up (10 s is common); what is not done by then is retried by HR
 RELEASE_SECONDS = 1.0  # how long a failed delivery tries to give its claim back
@@ -105,10 +100,10 @@ async def _deliver_once(webhook_id: str, events: list[HrEvent], services: Servic
     key = webhook_claim_key(webhook_id)
     until = time.monotonic() + DEADLINE_SECONDS
     try:
-        claim = _claim(
+        claiming = claim(
             table, key, services.clock(), {"Type": "webhook-id", "WebhookId": webhook_id, "Events": len(events)}
         )
-        verdict = await asyncio.wait_for(claim, timeout=DEADLINE_SECONDS / 2)
+        verdict = await asyncio.wait_for(claiming, timeout=DEADLINE_SECONDS / 2)
     except (TransientError, TimeoutError):
         verdict = "retry"
     if verdict != "ours":
@@ -184,16 +179,16 @@ async def _accept(event: HrEvent, services: Services) -> dict[str, Any]:
     claim is released (best effort); if even that fails, a retry is asked to come back until the claim is stale.
     """
     table = services.storage.table(HR_EVENTS_TABLE)
-    key = {"PartitionKey": _shard(event.event_id), "RowKey": table_key(event.event_id)}
+    key = event_claim_key(event.event_id)
     received = services.clock()
-    verdict = await _claim(table, key, received, {"Type": event.type, "EmployeeId": event.employee_id})
+    verdict = await claim(table, key, received, {"Type": event.type, "EmployeeId": event.employee_id})
     if verdict != "ours":
         return {"eventId": event.event_id, "status": verdict}
     try:
         return await _dispatch(event, services, received, table, key)
     except BaseException:
         with suppress(Exception):  # storage may be what failed; a stale claim is taken over by a later retry
-            await asyncio.wait_for(asyncio.shield(_release(table, key)), timeout=RELEASE_SECONDS)
+            await asyncio.wait_for(asyncio.shield(release(table, key)), timeout=RELEASE_SECONDS)
         raise
 
 
@@ -217,53 +212,3 @@ async def _dispatch(
     if effective:
         result["effective"] = effective.isoformat()
     return result
-
-
-async def _claim(table: TableClient, key: dict[str, str], received: datetime, fields: dict[str, Any]) -> str:
-    """Claim a key (an eventId, a webhook-id): "ours" to process, else what _take_over says."""
-    with transient("record an HR event"):
-        try:
-            await table.create_entity({**key, "Status": "received", "ReceivedAt": received, **fields})
-        except ResourceExistsError:
-            return await _take_over(table, key, received)
-    return "ours"
-
-
-async def _release(table: TableClient, key: dict[str, str]) -> None:
-    """Give an undispatched claim back, so the next delivery of the event takes it at once."""
-    await table.update_entity({**key, "Status": "released"})
-
-
-async def _take_over(table: TableClient, key: dict[str, str], now: datetime) -> str:
-    """A delivery of a known eventId: "duplicate" once dispatched, "retry" while another delivery is handling it,
-    "ours" when the claim was released or left behind by a request that died (older than IN_FLIGHT).
-
-    Taking a claim over is conditional on its ETag, so two retries cannot both take it.
-    """
-    existing = await table.get_entity(key["PartitionKey"], key["RowKey"])
-    if existing.get("Status") == "dispatched":
-        return "duplicate"
-    if existing.get("Status") != "released" and now - existing["ReceivedAt"] < IN_FLIGHT:
-        return "retry"
-    try:
-        await table.update_entity(
-            {**key, "Status": "received", "ReceivedAt": now},
-            etag=existing.metadata["etag"],
-            match_condition=MatchConditions.IfNotModified,
-        )
-    except ResourceModifiedError:
-        return "retry"
-    return "ours"
-
-
-def webhook_claim_key(webhook_id: str) -> dict[str, str]:
-    """The HrEvents key of a webhook-id's claim, apart from the eventId rows. Keyed by its digest: a 256-character
-    id of "/" or "%" would grow to 768 characters once made key-safe, past what a key may hold, and storage's 400
-    would be answered "retry" forever. The id itself is kept in the row's WebhookId column."""
-    digest = hashlib.sha256(webhook_id.encode()).hexdigest()
-    return {"PartitionKey": "w" + digest[0], "RowKey": digest}
-
-
-def _shard(event_id: str) -> str:
-    # Spread ids over 16 partitions so a burst from HR does not queue on one partition's throughput.
-    return hashlib.sha256(event_id.encode()).hexdigest()[0]

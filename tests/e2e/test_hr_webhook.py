@@ -231,11 +231,10 @@ async def test_an_event_whose_dispatch_failed_is_queued_by_the_retry(
 
 async def test_a_delivery_still_in_flight_is_not_acknowledged_as_a_duplicate(services: Services) -> None:
     """A young claim that was never dispatched (another instance is on it, or died): 503 with Retry-After."""
-    from licensing.services.hr_webhook import _shard  # noqa: PLC0415
+    from licensing.services.hr_claims import event_claim_key  # noqa: PLC0415
 
     table = services.storage.table("HrEvents")
-    await table.create_entity({"PartitionKey": _shard("busy"), "RowKey": "busy", "Status": "received",
-                               "ReceivedAt": datetime.now(UTC)})  # fmt: skip
+    await table.create_entity({**event_claim_key("busy"), "Status": "received", "ReceivedAt": datetime.now(UTC)})
     response: HttpResponse = await user_function(function_app.app, "hr_events")(signed(event("busy")))
     answer = json.loads(response.get_body())
     assert (response.status_code, answer["retry"], answer["duplicates"]) == (503, ["busy"], [])
@@ -267,12 +266,11 @@ async def test_storage_that_hangs_gets_a_503_within_the_deadline(
 
 async def test_claim_left_by_a_crashed_request_is_taken_over_on_retry(services: Services) -> None:
     """A claim older than a minute that never got dispatched is dispatched by the next retry."""
-    from licensing.services.hr_webhook import _shard  # noqa: PLC0415
+    from licensing.services.hr_claims import event_claim_key  # noqa: PLC0415
 
     table = services.storage.table("HrEvents")
     stale = datetime.now(UTC) - timedelta(minutes=5)
-    await table.create_entity({"PartitionKey": _shard("crashed"), "RowKey": "crashed", "Status": "received",
-                               "ReceivedAt": stale})  # fmt: skip
+    await table.create_entity({**event_claim_key("crashed"), "Status": "received", "ReceivedAt": stale})
     status, answer = await post(signed(event("crashed")))
     assert (status, answer["accepted"]) == (202, ["crashed"])
     assert await queued(services) == 1

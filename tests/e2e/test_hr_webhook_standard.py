@@ -254,7 +254,7 @@ async def test_concurrent_deliveries_of_one_webhook_id_queue_it_once(whsec: Serv
 
 async def test_a_webhook_id_still_in_flight_is_answered_503_not_duplicate(whsec: Services) -> None:
     """A young, undispatched webhook-id claim (another instance is on it): 503 with Retry-After, nothing queued."""
-    from licensing.services.hr_webhook import webhook_claim_key  # noqa: PLC0415
+    from licensing.services.hr_claims import webhook_claim_key  # noqa: PLC0415
 
     table = whsec.storage.table("HrEvents")
     key = webhook_claim_key("msg_busy")
