@@ -6,7 +6,6 @@ Exit 1 when a SKU runs out within the horizon (like verify's "not as expected"),
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
 from typing import Any
 
 from licensing.adapters.graph.gateway import GraphGateway
@@ -44,7 +43,7 @@ def show_forecast(taken: Forecast, fmt: Format) -> None:
     data = [
         {**dict(zip(COLUMNS, row, strict=True)), "byDate": _by_date(s)} for s, row in zip(taken.skus, rows, strict=True)
     ]
-    title = f"Seat forecast: hires starting by {esc(_last_day(taken))} (next {taken.days} days)"
+    title = f"Seat forecast: hires starting by {esc(taken.last_day.isoformat())} (next {taken.days} days)"
     emit(fmt, title=title, columns=COLUMNS, rows=rows, data=data)
 
 
@@ -58,7 +57,3 @@ def _json(row: list[Cell]) -> dict[str, Cell]:
 
 def _by_date(s: SkuForecast) -> list[dict[str, Any]]:
     return [{"date": day.isoformat(), "hires": hires} for day, hires in s.by_date]
-
-
-def _last_day(taken: Forecast) -> str:
-    return (taken.taken_at.date() + timedelta(days=taken.days)).isoformat()

@@ -61,6 +61,12 @@ class Forecast:
     taken_at: datetime
     days: int
     skus: tuple[SkuForecast, ...]  # every subscribed SKU the policy assigns, by part number
+    today: date | None = None  # ``taken_at``'s date on HR's calendar; None: its UTC date
+
+    @property
+    def last_day(self) -> date:
+        """The horizon's last day on HR's calendar: hires starting on or before it are counted."""
+        return (self.today or self.taken_at.date()) + timedelta(days=self.days)
 
     @property
     def running_out(self) -> tuple[SkuForecast, ...]:
@@ -104,12 +110,19 @@ def _runs_out_on(by_date: Iterable[tuple[date, int]], free: int) -> date | None:
 
 
 def forecast(
-    hires: Iterable[ScheduledHire], *, policy: Policy, catalog: Catalog, taken_at: datetime, days: int
+    hires: Iterable[ScheduledHire],
+    *,
+    policy: Policy,
+    catalog: Catalog,
+    taken_at: datetime,
+    days: int,
+    today: date | None = None,
 ) -> Forecast:
     """Count, per subscribed SKU the policy names, the hires starting after ``taken_at`` and on or before the
-    horizon's last day (``taken_at``'s date + ``days``), once per user and SKU (a user's earliest start counts),
-    and the first date their running total exceeds the seats free now."""
-    last_day = taken_at.date() + timedelta(days=days)
+    horizon's last day (``today`` + ``days``; ``today`` is ``taken_at``'s date on HR's calendar, the calendar of
+    the hires' ``day``, and defaults to its UTC date), once per user and SKU (a user's earliest start counts), and
+    the first date their running total exceeds the seats free now."""
+    last_day = (today or taken_at.date()) + timedelta(days=days)
     starts: dict[tuple[str, str], date] = {}  # (user, part number casefolded) -> start date
     for hire in hires:
         if hire.starts_at <= taken_at or hire.day > last_day:
@@ -137,4 +150,5 @@ def forecast(
                 runs_out_on=_runs_out_on(by_date, sku.free),
             )
         )
-    return Forecast(taken_at=taken_at, days=days, skus=tuple(sorted(result, key=lambda s: s.part_number.casefold())))
+    skus = tuple(sorted(result, key=lambda s: s.part_number.casefold()))
+    return Forecast(taken_at=taken_at, days=days, skus=skus, today=today)

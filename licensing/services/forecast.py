@@ -28,19 +28,20 @@ async def take_forecast(services: Services, *, days: int = DEFAULT_DAYS) -> Fore
     # A day of slack either side of the horizon for HR's time zone; the core keeps exactly the horizon's days.
     hires = await scheduled_hires(services.storage, after=now, until=now + timedelta(days=days + 2))
     catalog = await services.graph.catalog()
+    hr_zone = ZoneInfo(services.settings.hr_timezone)
     return forecast(
-        [_on_hr_calendar(h, services) for h in hires],
+        [_on_hr_calendar(h, services, hr_zone) for h in hires],
         policy=services.policy(),
         catalog=catalog,
         taken_at=now,
         days=days,
+        today=now.astimezone(hr_zone).date(),  # the horizon counts days on HR's calendar, like the start dates
     )
 
 
-def _on_hr_calendar(hire: ScheduledHire, services: Services) -> ScheduledHire:
+def _on_hr_calendar(hire: ScheduledHire, services: Services, hr_zone: ZoneInfo) -> ScheduledHire:
     """The start date as HR gave it: a hire takes effect at 00:00 on startDate in HR's time zone less the lead."""
-    settings = services.settings
-    local = (hire.starts_at + timedelta(hours=settings.hr_hire_lead_hours)).astimezone(ZoneInfo(settings.hr_timezone))
+    local = (hire.starts_at + timedelta(hours=services.settings.hr_hire_lead_hours)).astimezone(hr_zone)
     return replace(hire, starts_on=local.date())
 
 

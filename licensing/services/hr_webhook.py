@@ -204,7 +204,7 @@ async def _dispatch(
         leaver_grace_days=settings.hr_leaver_grace_days,
     )
     if event.type == "terminate":  # a future hire of someone who leaves before starting must not license them
-        await cancel_held(services.storage, event.user_principal_name)
+        await cancel_held(services.storage, event.user_principal_name, issued=received)
     placement, effective = await dispatch(services.storage, plan.message, effective=plan.effective, now=received)
     with transient("mark an HR event dispatched"):
         await table.update_entity({**key, "Status": "dispatched", "Placement": placement})

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from licensing.adapters.storage import forecast_index
+from licensing.adapters.storage import forecast_index, forecast_warnings
 from licensing.adapters.storage.account import MAX_VISIBILITY_DELAY, SCHEDULED_TABLE, Storage, transient
 from licensing.adapters.storage.rows import table_key
 from licensing.core.forecast import ScheduledHire
@@ -72,15 +72,25 @@ async def index_for_forecast(
     user = str(message.get("user") or "")
     if not user:
         return
+    issued = _issued(message, now)
     if message.get("action", "assign") == "remove":
-        await forecast_index.drop_hire(storage, user)
+        await forecast_index.drop_hire(storage, user, issued=issued)
     elif due is not None:
         attributes = {str(k): str(v) for k, v in dict(message.get("attributes") or {}).items()}
-        await forecast_index.index_hire(storage, ScheduledHire(user, due, attributes), issued=now)
+        await forecast_index.index_hire(storage, ScheduledHire(user, due, attributes), issued=issued)
     elif message.get("hrEvent") == "hire":
-        await forecast_index.drop_hire(storage, user)
+        await forecast_index.drop_hire(storage, user, issued=issued)
     elif message.get("hrEvent") == "update":
-        await forecast_index.update_attributes(storage, user, dict(message.get("attributes") or {}), issued=now)
+        await forecast_index.update_attributes(storage, user, dict(message.get("attributes") or {}), issued=issued)
+
+
+def _issued(message: Mapping[str, Any], now: datetime) -> datetime:
+    """When the producer decided (the message's issuedAt, never later than now); ``now`` without a usable one."""
+    try:
+        issued = datetime.fromisoformat(str(message["issuedAt"]))
+    except (KeyError, ValueError):
+        return now
+    return min(issued, now) if issued.tzinfo is not None else now
 
 
 async def _place(
@@ -124,15 +134,16 @@ async def release_due(storage: Storage, *, now: datetime) -> int:
     if released:
         log.info("released %d scheduled request(s)", released)
     await forecast_index.purge_started(storage, now=now)  # the forecast's index keeps future hires only
+    await forecast_warnings.purge_old_claims(storage, now=now)
     return released
 
 
-async def cancel_held(storage: Storage, user: str, *, action: str = "assign") -> int:
-    """Drop held requests of one user (a leaver's future hire) and the seat forecast's count of it; returns how many
-    held requests were dropped. A hire delayed on the queue cannot be dropped: when it runs, the terminate's later
-    issuedAt outranks it (adapters/storage/leases)."""
+async def cancel_held(storage: Storage, user: str, *, action: str = "assign", issued: datetime | None = None) -> int:
+    """Drop held requests of one user (a leaver's future hire) and the seat forecast's count of it (of hires decided
+    by ``issued``, None: any); returns how many held requests were dropped. A hire delayed on the queue cannot be
+    dropped: when it runs, the terminate's later issuedAt outranks it (adapters/storage/leases)."""
     if action == "assign":
-        await forecast_index.drop_hire(storage, user)
+        await forecast_index.drop_hire(storage, user, issued=issued)
     table = storage.table(SCHEDULED_TABLE)
     dropped = 0
     async for row in table.query_entities("PartitionKey eq @pk", parameters={"pk": HELD}):

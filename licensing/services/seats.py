@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Iterable, Mapping
 
-from licensing.adapters.storage.forecast_index import claim_warning, release_warning
+from licensing.adapters.storage.forecast_warnings import claim_warning, release_warning
 from licensing.core.forecast import Forecast
 from licensing.core.model import Catalog
 from licensing.core.outcomes import Noted, Subject

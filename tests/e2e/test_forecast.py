@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,13 +13,15 @@ from azure.core.exceptions import ServiceRequestError
 from azure.data.tables.aio import TableClient
 
 from licensing.adapters.graph.gateway import GraphGateway
+from licensing.adapters.storage.forecast_index import drop_hire, index_hire, scheduled_hires
 from licensing.cli import main as cli_main
 from licensing.cli.parser import build_parser, parse
 from licensing.cli.seats import seats
+from licensing.core.forecast import ScheduledHire
 from licensing.dev.tenant import EmulatedTenant
 from licensing.services.context import Services
 from licensing.services.forecast import take_forecast, warn_scheduled_hires
-from licensing.services.scheduling import release_due
+from licensing.services.scheduling import held, index_for_forecast, release_due
 from licensing.services.seats import SEATS, warn_forecast
 from licensing.services.sweep import run_sweep
 from licensing.settings import Settings
@@ -222,3 +226,91 @@ async def test_a_move_cut_short_by_storage_counts_once_and_a_terminate_still_fin
     await accepted(event("s-bye", "terminate", userPrincipalName=f"stale@{DOMAIN}"))
     taken = await take_forecast(services)
     assert next(s for s in taken.skus if s.part_number == "EMS").scheduled == 0
+
+
+async def forecast_rows(services: Services) -> list[str]:
+    """The RowKeys of every scheduled hire in the forecast index."""
+    rows = services.storage.table("ScheduledRequests").query_entities("PartitionKey eq 'forecast'")
+    return [row["RowKey"] async for row in rows]
+
+
+async def test_two_hires_of_one_person_in_one_batch_then_a_terminate_leave_no_hire(
+    services: Services, tenant: EmulatedTenant
+) -> None:
+    """A batch re-sending one person's hire with two start dates, then their terminate: nothing left in the forecast."""
+    await accepted({"events": [starting("t-a", "twice", 10), starting("t-b", "twice", 12)]})
+    await accepted(event("t-bye", "terminate", userPrincipalName=f"twice@{DOMAIN}"))
+    ems = next(s for s in (await take_forecast(services)).skus if s.part_number == "EMS")
+    assert (ems.scheduled, await forecast_rows(services)) == (0, [])
+
+
+async def test_a_batch_with_a_hire_and_its_cancelling_terminate_leaves_no_hire(
+    services: Services, tenant: EmulatedTenant
+) -> None:
+    """One batch: a future hire, then the same person's terminate (never starts): nothing scheduled remains."""
+    upn = f"never@{DOMAIN}"
+    await accepted({"events": [starting("b-h", "never", 10), event("b-t", "terminate", userPrincipalName=upn)]})
+    hires = [m for _, m in await held(services.storage) if m.get("action", "assign") == "assign"]
+    assert (await forecast_rows(services), hires) == ([], [])
+
+
+async def test_concurrent_hires_of_one_person_keep_the_newest_and_every_row_findable(services: Services) -> None:
+    """Six racing decisions about one person: the newest issued start date counts, and a terminate drops every row."""
+    now = datetime.now(UTC)
+    hires = [
+        (ScheduledHire("racer@x.example", now + timedelta(days=10 + n), {"department": "Sales"}), now + timedelta(n))
+        for n in range(6)
+    ]
+    answers = await asyncio.gather(*(index_hire(services.storage, h, issued=at) for h, at in reversed(hires)))
+    found = await scheduled_hires(services.storage, after=now, until=now + timedelta(days=30))
+    assert (answers[0], [h.starts_at for h in found]) == (True, [hires[-1][0].starts_at])
+    assert await drop_hire(services.storage, "RACER@x.example")
+    assert await forecast_rows(services) == []
+
+
+async def test_a_hire_and_a_terminate_racing_leave_no_row_a_later_terminate_cannot_find(services: Services) -> None:
+    """Hires and a terminate of one person at once: whatever survives, one more terminate leaves nothing."""
+    now = datetime.now(UTC)
+    hire = ScheduledHire("both@x.example", now + timedelta(days=9), {"department": "Sales"})
+    later = replace(hire, starts_at=now + timedelta(days=11))
+    await asyncio.gather(
+        index_hire(services.storage, hire, issued=now),
+        drop_hire(services.storage, hire.user),
+        index_hire(services.storage, later, issued=now),
+    )
+    await drop_hire(services.storage, hire.user)
+    assert await forecast_rows(services) == []
+
+
+async def test_the_message_issued_at_decides_which_hire_is_the_newest(services: Services) -> None:
+    """A re-sent hire issued earlier but indexed later loses to the one issued later: its start date is not counted."""
+    now = datetime.now(UTC)
+    sent = {"user": "late@x.example", "source": "hr", "hrEvent": "hire", "attributes": {"department": "Sales"}}
+    newer = {**sent, "issuedAt": now.isoformat()}
+    older = {**sent, "issuedAt": (now - timedelta(minutes=5)).isoformat()}
+    await index_for_forecast(services.storage, newer, due=now + timedelta(days=12), now=now)
+    await index_for_forecast(services.storage, older, due=now + timedelta(days=8), now=now + timedelta(seconds=1))
+    found = await scheduled_hires(services.storage, after=now, until=now + timedelta(days=30))
+    assert ([h.starts_at for h in found], len(await forecast_rows(services))) == ([now + timedelta(days=12)], 1)
+
+
+async def test_a_terminate_issued_before_a_rehire_leaves_the_rehire_counted(services: Services) -> None:
+    """A terminate decided before the person's new hire, indexed after it, does not drop the new hire."""
+    now = datetime.now(UTC)
+    hire = ScheduledHire("back@x.example", now + timedelta(days=9), {"department": "Sales"})
+    await index_hire(services.storage, hire, issued=now)
+    assert not await drop_hire(services.storage, hire.user, issued=now - timedelta(minutes=1))
+    assert [h.user for h in await scheduled_hires(services.storage, after=now, until=now + timedelta(30))] == [
+        hire.user
+    ]
+
+
+async def test_a_hire_issued_in_the_future_does_not_outrank_the_next_one(services: Services) -> None:
+    """An issuedAt later than its arrival counts as the arrival: the hire sent after it still wins."""
+    now = datetime.now(UTC)
+    sent = {"user": "ahead@x.example", "source": "hr", "hrEvent": "hire", "attributes": {"department": "Sales"}}
+    ahead = {**sent, "issuedAt": (now + timedelta(days=365)).isoformat()}
+    await index_for_forecast(services.storage, ahead, due=now + timedelta(days=12), now=now)
+    await index_for_forecast(services.storage, sent, due=now + timedelta(days=8), now=now + timedelta(seconds=1))
+    found = await scheduled_hires(services.storage, after=now, until=now + timedelta(days=30))
+    assert [h.starts_at for h in found] == [now + timedelta(days=8)]

@@ -128,3 +128,19 @@ def test_unmatched_hires_and_unsubscribed_skus_are_left_out() -> None:
     taken = forecast([hire("a", 1, "Legal")], policy=odd, catalog=catalog(), taken_at=NOW, days=30)
     assert taken.skus == ()
     assert sku(take(hire("a", 1, "Legal"), ems_free=0), "EMS").scheduled == 0
+
+
+def test_a_one_day_forecast_in_sydney_includes_tomorrows_sydney_hire() -> None:
+    """At 06:00 on 2 Dec in Sydney (19:00 UTC on 1 Dec), a 1-day forecast counts a hire starting 3 Dec in Sydney."""
+    taken_at = datetime(2026, 12, 1, 19, 0, tzinfo=UTC)  # 2026-12-02 06:00 Australia/Sydney (UTC+11)
+    starts_at = datetime(2026, 12, 2, 13, 0, tzinfo=UTC)  # 2026-12-03 00:00 in Sydney
+    hire = ScheduledHire("a", starts_at, {"department": "Sales"}, starts_on=date(2026, 12, 3))
+    taken = forecast(
+        [hire], policy=policy(), catalog=catalog(ems_free=0), taken_at=taken_at, days=1, today=date(2026, 12, 2)
+    )
+    assert (sku(taken, "EMS").scheduled, taken.last_day) == (1, date(2026, 12, 3))
+
+
+def test_without_hrs_calendar_the_horizon_counts_from_the_utc_date() -> None:
+    """No HR date given: the horizon's last day is the UTC date of the forecast plus its days."""
+    assert take(days=7).last_day == TODAY + timedelta(7)

@@ -5,9 +5,10 @@ future is also indexed here, whether it waits on the queue or in the "held" part
 
 - ``forecast``: one row per scheduled hire, RowKey = start time + user, so "hires within the horizon" is a range
   query whose cost follows the hires in the horizon, never the number of users or status rows;
-- ``forecast-user``: one row per user naming their ``forecast`` row, so a re-sent hire replaces the user's row
-  (counted once per user, the newest decision wins) and a terminate finds it with a point read;
-- ``forecast-warned``: one row per SKU and day a SeatsLow forecast warning was recorded (at most one a day).
+- ``forecast-user``: one row per user naming their ``forecast`` rows, written only under its ETag, so a re-sent hire
+  replaces the user's row (counted once per user, the newest decision wins) and a terminate finds them all with
+  a point read;
+- ``forecast-warned``: the SeatsLow forecast warnings' daily claims (forecast_warnings.py).
 """
 
 from __future__ import annotations
@@ -16,32 +17,63 @@ import json
 import logging
 from collections.abc import Mapping
 from contextlib import suppress
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
 
 from licensing.adapters.storage.account import SCHEDULED_TABLE, Storage, transient
 from licensing.adapters.storage.rows import table_key
+from licensing.core.errors import TransientError
 from licensing.core.forecast import ScheduledHire
 
 log = logging.getLogger(__name__)
 FORECAST = "forecast"
 BY_USER = "forecast-user"
-WARNED = "forecast-warned"
 _FORMAT = "%Y%m%dT%H%M%S"
+ATTEMPTS = 8  # writers of one user's row racing at once (one HR batch, a few instances): then the delivery retries
 
 
 def _row_key(starts_at: datetime, user: str) -> str:
     return f"{starts_at.astimezone(UTC):{_FORMAT}}-{table_key(user.casefold())}"
 
 
-async def _pointer(storage: Storage, user: str) -> dict[str, Any] | None:
+Pointer = tuple[dict[str, Any], str]  # the user's row and its ETag
+
+
+async def _pointer(storage: Storage, user: str) -> Pointer | None:
     with transient("read a scheduled hire"):
         try:
-            return dict(await storage.table(SCHEDULED_TABLE).get_entity(BY_USER, table_key(user.casefold())))
+            entity = await storage.table(SCHEDULED_TABLE).get_entity(BY_USER, table_key(user.casefold()))
         except ResourceNotFoundError:
             return None
+    return dict(entity), str(entity.metadata["etag"])
+
+
+async def _swap(table: TableClient, pointer: Pointer | None, row: Mapping[str, Any] | None) -> bool:
+    """Write (or, with ``row`` None, delete) the user's row only if it is still as read: absent, or the same ETag.
+    False when another writer changed it meanwhile: the caller re-reads and decides again."""
+    try:
+        if pointer is None and row is not None:
+            await table.create_entity(dict(row))
+        elif pointer is not None and row is not None:
+            await table.update_entity(
+                dict(row), mode=UpdateMode.REPLACE, etag=pointer[1], match_condition=MatchConditions.IfNotModified
+            )
+        elif pointer is not None:
+            await table.delete_entity(
+                BY_USER, pointer[0]["RowKey"], etag=pointer[1], match_condition=MatchConditions.IfNotModified
+            )
+    except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
+        return False
+    return True
+
+
+def _busy(user: str) -> TransientError:
+    return TransientError(f"the scheduled hire of {user} kept changing under {ATTEMPTS} writers; retry")
 
 
 async def index_hire(storage: Storage, hire: ScheduledHire, *, issued: datetime) -> bool:
@@ -49,13 +81,25 @@ async def index_hire(storage: Storage, hire: ScheduledHire, *, issued: datetime)
 
     The user's row names every ``forecast`` row of theirs that may exist before that row is written, and forgets
     the old ones only once they are deleted: storage failing between two writes raises (the HR delivery is retried
-    and finishes the move) and never leaves a row a terminate cannot find. Until the retry, a reader keeps only the
-    user's newest row (see ``scheduled_hires``).
+    and finishes the move) and never leaves a row a terminate cannot find. It is written only under its ETag, with
+    the keys re-read plus ours, so racing hires of one person (one batch, two instances) all stay findable and the
+    newest ``issued`` wins. Until a move finishes, a reader keeps the user's newest row (see ``scheduled_hires``).
     """
-    pointer = await _pointer(storage, hire.user)
-    if pointer is not None and pointer["Issued"] > issued:
-        return False
     key = _row_key(hire.starts_at, hire.user)
+    table = storage.table(SCHEDULED_TABLE)
+    user_row = {"PartitionKey": BY_USER, "RowKey": table_key(hire.user.casefold()), "Key": key, "Issued": issued}
+    for _ in range(ATTEMPTS):
+        pointer = await _pointer(storage, hire.user)
+        if pointer is not None and pointer[0]["Issued"] > issued:
+            if pointer[0]["Key"] != key:  # our row from a try cut short, if any: the newer decision replaces it
+                await _delete_older(table, key, issued)
+            return False
+        keys = _keys(pointer) | {key}
+        with transient("index a scheduled hire"):
+            if await _swap(table, pointer, {**user_row, "Keys": json.dumps(sorted(keys))}):
+                break
+    else:
+        raise _busy(hire.user)
     row = {
         "PartitionKey": FORECAST,
         "RowKey": key,
@@ -64,56 +108,94 @@ async def index_hire(storage: Storage, hire: ScheduledHire, *, issued: datetime)
         "Attributes": json.dumps(dict(hire.attributes), sort_keys=True),
         "Issued": issued,
     }
-    user_row = {"PartitionKey": BY_USER, "RowKey": table_key(hire.user.casefold()), "Key": key, "Issued": issued}
-    stale = _keys(pointer) - {key}
-    table = storage.table(SCHEDULED_TABLE)
     with transient("index a scheduled hire"):
-        await table.upsert_entity({**user_row, "Keys": json.dumps(sorted({*stale, key}))})
         await table.upsert_entity(row)
-        for old in stale:
-            with suppress(ResourceNotFoundError):
-                await table.delete_entity(FORECAST, old)
-        await table.upsert_entity({**user_row, "Keys": json.dumps([key])})
+    deleted = {old for old in keys - {key} if await _delete_older(table, old, issued)}
+    await _settle(storage, hire.user, key, issued, deleted)
     return True
 
 
-def _keys(pointer: Mapping[str, Any] | None) -> set[str]:
+async def _settle(storage: Storage, user: str, key: str, issued: datetime, deleted: set[str]) -> None:
+    """After the row is written: forget the deleted rows in the user's row, or, when a terminate or a newer hire
+    took the user's row meanwhile (it may have missed our row, written after it looked), delete our row."""
+    table = storage.table(SCHEDULED_TABLE)
+    for _ in range(ATTEMPTS):
+        pointer = await _pointer(storage, user)
+        if pointer is None or pointer[0]["Key"] != key:
+            await _delete_older(table, key, issued)
+            return
+        if not deleted & _keys(pointer):
+            return
+        row = {**pointer[0], "Keys": json.dumps(sorted(_keys(pointer) - deleted))}
+        with transient("index a scheduled hire"):
+            if await _swap(table, pointer, row):
+                return
+    raise _busy(user)
+
+
+async def _delete_older(table: TableClient, key: str, issued: datetime | None) -> bool:
+    """Delete a ``forecast`` row unless a decision newer than ``issued`` (None: any) wrote it; True when it is gone.
+    A stale writer never deletes the row a newer hire of the same start time just wrote."""
+    with transient("drop a scheduled hire"):
+        try:
+            row = await table.get_entity(FORECAST, key)
+            if issued is not None and row["Issued"] > issued:
+                return False
+            etag = row.metadata["etag"]
+            await table.delete_entity(FORECAST, key, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except ResourceNotFoundError:
+            return True
+        except ResourceModifiedError:
+            return False
+    return True
+
+
+def _keys(pointer: Pointer | None) -> set[str]:
     """Every ``forecast`` row the user's row names (its current one included)."""
     if pointer is None:
         return set()
-    return {pointer["Key"], *json.loads(pointer.get("Keys") or "[]")}
+    return {pointer[0]["Key"], *json.loads(pointer[0].get("Keys") or "[]")}
 
 
 async def update_attributes(storage: Storage, user: str, attributes: Mapping[str, str], *, issued: datetime) -> bool:
     """A mover's new attributes replace those of the user's scheduled hire (the policy may pick other SKUs);
     False when the user has no scheduled hire or a newer decision is indexed."""
-    pointer = await _pointer(storage, user)
-    if pointer is None or pointer["Issued"] > issued:
-        return False
     table = storage.table(SCHEDULED_TABLE)
-    row = {"PartitionKey": FORECAST, "RowKey": pointer["Key"], "Issued": issued}
+    for _ in range(ATTEMPTS):
+        pointer = await _pointer(storage, user)
+        if pointer is None or pointer[0]["Issued"] > issued:
+            return False
+        with transient("update a scheduled hire"):
+            if await _swap(table, pointer, {**pointer[0], "Issued": issued}):  # older writers now lose to us
+                break
+    else:
+        raise _busy(user)
+    row = {"PartitionKey": FORECAST, "RowKey": pointer[0]["Key"], "Issued": issued}
     with transient("update a scheduled hire"):
         try:
             await table.update_entity({**row, "Attributes": json.dumps(dict(attributes), sort_keys=True)})
-            await table.update_entity({"PartitionKey": BY_USER, "RowKey": pointer["RowKey"], "Issued": issued})
         except ResourceNotFoundError:  # dropped meanwhile (a terminate)
             return False
     return True
 
 
-async def drop_hire(storage: Storage, user: str) -> bool:
-    """Forget the user's scheduled hire (a terminate); True when there was one."""
-    pointer = await _pointer(storage, user)
-    if pointer is None:
-        return False
+async def drop_hire(storage: Storage, user: str, *, issued: datetime | None = None) -> bool:
+    """Forget the user's scheduled hire (a terminate, decided at ``issued``; None: whenever); True when there was
+    one. A hire decided after ``issued`` stays. The user's row goes last, under its ETag: a hire indexed meanwhile
+    makes the drop look again, so no row is left that a later terminate could not find."""
     table = storage.table(SCHEDULED_TABLE)
-    with transient("drop a scheduled hire"):
+    found = False
+    for _ in range(ATTEMPTS):
+        pointer = await _pointer(storage, user)
+        if pointer is None or (issued is not None and pointer[0]["Issued"] > issued):
+            return found
+        found = True
         for key in _keys(pointer):
-            with suppress(ResourceNotFoundError):
-                await table.delete_entity(FORECAST, key)
-        with suppress(ResourceNotFoundError):
-            await table.delete_entity(BY_USER, pointer["RowKey"])
-    return True
+            await _delete_older(table, key, issued)
+        with transient("drop a scheduled hire"):
+            if await _swap(table, pointer, None):
+                return True
+    raise _busy(user)
 
 
 async def scheduled_hires(storage: Storage, *, after: datetime, until: datetime) -> list[ScheduledHire]:
@@ -121,7 +203,7 @@ async def scheduled_hires(storage: Storage, *, after: datetime, until: datetime)
     table = storage.table(SCHEDULED_TABLE)
     rows = table.query_entities(
         "PartitionKey eq @pk and RowKey gt @after and RowKey lt @until",
-        parameters={"pk": FORECAST, "after": f"{after.astimezone(UTC):{_FORMAT}}~", "until": _until(until)},
+        parameters={"pk": FORECAST, "after": _until(after), "until": _until(until)},
     )
     newest: dict[str, tuple[datetime, ScheduledHire]] = {}
     with transient("read scheduled hires"), suppress(ResourceNotFoundError):  # no table yet: nothing scheduled
@@ -149,35 +231,9 @@ async def purge_started(storage: Storage, *, now: datetime) -> int:
             if row["StartsAt"] > now:
                 continue  # the same second, not started yet
             pointer = await _pointer(storage, row["User"])
-            if pointer is not None and pointer["Key"] == row["RowKey"]:
-                with suppress(ResourceNotFoundError):
-                    await table.delete_entity(BY_USER, pointer["RowKey"])
+            if _keys(pointer) == {row["RowKey"]}:  # its only row (a move's old rows stay findable)
+                await _swap(table, pointer, None)  # unless a new hire of the user's took it meanwhile
             with suppress(ResourceNotFoundError):
                 await table.delete_entity(FORECAST, row["RowKey"])
             purged += 1
-        old = table.query_entities(
-            "PartitionKey eq @pk and RowKey lt @today", parameters={"pk": WARNED, "today": now.date().isoformat()}
-        )
-        async for row in old:  # yesterday's claims: one row per SKU a day
-            with suppress(ResourceNotFoundError):
-                await table.delete_entity(WARNED, row["RowKey"])
     return purged
-
-
-async def claim_warning(storage: Storage, *, part_number: str, day: date) -> bool:
-    """True for the first caller per SKU and day: the one that records the day's SeatsLow forecast warning."""
-    entity = {"PartitionKey": WARNED, "RowKey": f"{day.isoformat()}-{table_key(part_number.casefold())}"}
-    with transient("claim a seat forecast warning"):
-        try:
-            await storage.table(SCHEDULED_TABLE).create_entity(entity)
-        except ResourceExistsError:
-            return False
-    return True
-
-
-async def release_warning(storage: Storage, *, part_number: str, day: date) -> None:
-    """Give a claim back when its warning could not be recorded, so a later call records it (best effort)."""
-    with suppress(Exception):
-        await storage.table(SCHEDULED_TABLE).delete_entity(
-            WARNED, f"{day.isoformat()}-{table_key(part_number.casefold())}"
-        )
