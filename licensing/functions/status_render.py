@@ -70,6 +70,8 @@ def snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
         "lowSeatThreshold": snapshot.low_seat_threshold,
         "seats": [_seat(s) for s in snapshot.seats],
         "outcomes": dict(snapshot.outcomes),
+        "outcomesRecountedAt": _iso(snapshot.recounted_at),
+        "outcomesWarning": snapshot.totals_warning or None,
         "lastSweep": _sweep(snapshot.sweep) if snapshot.sweep else None,
         "sweeps": [_sweep(s) for s in snapshot.sweeps],
         "recentFailures": [_failure(f) for f in snapshot.failures],

@@ -1,17 +1,19 @@
 """The status page's snapshot, read in constant time: the same handful of reads at 100 users or 100,000.
 
-Outcome totals, the per-day history and the recent failures come from the counters kept at write time
-(adapters/storage/counters.py), never from a scan of LicenseStatus; the last sweeps from the newest SweepRuns rows;
-the health from the queues' approximate counts and the subscription expiry keep_alive recorded; the forecast from
-services/forecast.py. The plain data and the pure rules live in overview_model.py.
+Outcome totals (with when they were last recounted), the per-day history and the recent failures come from the
+counters kept at write time (adapters/storage/counters.py), never from a scan of LicenseStatus; the last sweeps
+from the newest SweepRuns rows; the health from the queues' approximate counts and the subscription expiry
+keep_alive recorded; the forecast from services/forecast.py. The plain data and the pure rules live in
+overview_model.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from licensing.adapters.storage import counters
-from licensing.adapters.storage.account import transient
+from licensing.adapters.storage.account import Storage, transient
 from licensing.adapters.storage.queue_depths import queue_depths
 from licensing.adapters.storage.sweep_store import latest_runs
 from licensing.core.errors import PermanentError
@@ -68,8 +70,8 @@ async def take_snapshot(
     now = services.clock()
     storage = services.storage
     with transient("read the status counters"):
-        totals, history, failed, run_rows, depths, expiry = await asyncio.gather(
-            counters.outcome_totals(storage),
+        (totals, recounted_at, uncounted), history, failed, run_rows, depths, expiry = await asyncio.gather(
+            _totals(storage),
             counters.history(storage, days=days, today=now.date()),
             counters.recent_failures(storage, limit=limit),
             latest_runs(storage, limit=runs),
@@ -96,7 +98,18 @@ async def take_snapshot(
         ),
         forecast=forecast,
         forecast_problem=problem,
+        recounted_at=recounted_at,
+        rows_uncounted=uncounted,
     )
+
+
+async def _totals(storage: Storage) -> tuple[dict[str, int], datetime | None, bool]:
+    """The outcome totals, when they were last recounted, and whether rows may be missing from them."""
+    totals, recounted_at = await asyncio.gather(counters.outcome_totals(storage), counters.last_reconciled(storage))
+    # Before the first recount, rows written before the counters existed may be missing from the totals: one
+    # more read (of one row) tells an empty table from one the page cannot vouch for.
+    uncounted = recounted_at is None and (any(totals.values()) or await counters.any_status_row(storage))
+    return totals, recounted_at, uncounted
 
 
 async def _forecast(services: Services) -> tuple[Forecast | None, str]:

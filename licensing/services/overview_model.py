@@ -23,6 +23,7 @@ from licensing.core.records import LEAVER, OUTCOMES, REQUEST_LEVEL, StatusRecord
 from licensing.services.overview_health import Health
 
 RECENT_FAILURES = 20
+RECOUNT_AT = "23:55 UTC"  # the daily_snapshot timer, which recounts the totals (services/snapshots.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,20 @@ class Snapshot:
     health: Health | None = None
     forecast: Forecast | None = None
     forecast_problem: str = ""  # why there is no forecast (an invalid policy file), shown instead
+    recounted_at: datetime | None = None  # when reconcile last recounted the outcome totals; None: never
+    rows_uncounted: bool = False  # never recounted and LicenseStatus holds rows: some may predate the counters
+
+    @property
+    def totals_warning(self) -> str:
+        """Why the outcome totals cannot be trusted yet (rows from before the counters, a negative total), or ""."""
+        negative = any(n < 0 for _, n in self.outcomes)
+        if self.rows_uncounted or (negative and self.recounted_at is None):
+            why = "totals not recounted yet"
+        elif negative:
+            why = "a total is negative"  # a counter move lost since the recount (see counters.py)
+        else:
+            return ""
+        return f"{why}: run `licensing status --recount` (or wait for the {RECOUNT_AT} snapshot)"
 
     @property
     def sweep(self) -> SweepOverview | None:

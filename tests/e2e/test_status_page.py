@@ -508,6 +508,20 @@ async def test_the_snapshot_never_scans_the_status_table(services: Services, mon
     assert (dict(snapshot.outcomes)["failed"], dict(snapshot.outcomes)["verified"]) == (1, 1)
 
 
+async def test_the_snapshot_says_whether_the_totals_were_recounted(services: Services) -> None:
+    """Empty and never recounted: no warning; rows and no recount: the warning; after a recount: its time."""
+    from licensing.services.overview import take_snapshot  # noqa: PLC0415  # the service under test, not the page
+
+    empty = await take_snapshot(services)
+    assert (empty.recounted_at, empty.rows_uncounted, empty.totals_warning) == (None, False, "")
+    tombstone = StatusRecord("u-left", LEAVER, "left@contoso.onmicrosoft.com", "removed", "left", "r", "hr")
+    await services.storage.put_status(tombstone)  # rows the counters do not count: only a row read finds them
+    assert (await take_snapshot(services)).totals_warning.startswith("totals not recounted yet")
+    await counters.reconcile(services.storage, at=datetime(2026, 12, 1, 23, 55, tzinfo=UTC))
+    recounted = await take_snapshot(services)
+    assert (recounted.recounted_at, recounted.totals_warning) == (datetime(2026, 12, 1, 23, 55, tzinfo=UTC), "")
+
+
 async def test_the_page_follows_the_subscription_as_the_timer_creates_and_renews_it(
     http: LocalHttp, services: Services, tenant: EmulatedTenant
 ) -> None:

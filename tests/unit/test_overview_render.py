@@ -324,3 +324,44 @@ def test_json_has_history_health_sweeps_and_forecast() -> None:
     assert ems["message"] == "EMS runs out on 2025-03-14: 23 hires scheduled, 14 seats free"
     assert data["forecast"]["skus"][1]["runsOutOn"] is None
     assert snapshot_json(snapshot(forecast=None, forecast_problem="bad"))["forecastProblem"] == "bad"
+
+
+def test_totals_say_since_which_recount_they_were_counted() -> None:
+    """After a recount the page says the totals are counted at write time since then; the JSON gives the time."""
+    recounted = T0 - timedelta(minutes=35)
+    elements = parse(render_html(snapshot(recounted_at=recounted)))
+    [basis] = find(elements, "p", id="totals-basis")
+    assert basis.text == "Counted at write time since the recount of 2025-03-01 08:55:00 UTC."
+    assert "alarm-text" not in (basis.attrs.get("class") or "")
+    data = snapshot_json(snapshot(recounted_at=recounted))
+    assert (data["outcomesRecountedAt"], data["outcomesWarning"]) == (recounted.isoformat(), None)
+
+
+def test_totals_never_recounted_over_existing_rows_warn_to_run_the_recount() -> None:
+    """Rows and no recount yet: a warning in words (not only colour) naming the command and the nightly snapshot."""
+    warning = "totals not recounted yet: run `licensing status --recount` (or wait for the 23:55 UTC snapshot)"
+    elements = parse(render_html(snapshot(rows_uncounted=True)))
+    [basis] = find(elements, "p", id="totals-basis", role="alert")
+    assert basis.text == warning
+    assert basis.attrs["class"] == "alarm-text"
+    data = snapshot_json(snapshot(rows_uncounted=True))
+    assert (data["outcomesRecountedAt"], data["outcomesWarning"]) == (None, warning)
+
+
+def test_a_negative_total_warns_even_after_a_recount() -> None:
+    """A total below zero cannot be right: the page asks for a recount whether or not one ran before."""
+    negative = tuple((outcome, -1 if outcome == "pending" else 0) for outcome in OUTCOMES)
+    never = snapshot(outcomes=negative)
+    since = snapshot(outcomes=negative, recounted_at=T0 - timedelta(days=1))
+    assert never.totals_warning.startswith("totals not recounted yet: run `licensing status --recount`")
+    assert since.totals_warning.startswith("a total is negative: run `licensing status --recount`")
+    [basis] = find(parse(render_html(since)), "p", id="totals-basis")
+    assert basis.text == since.totals_warning
+
+
+def test_an_empty_table_never_recounted_needs_no_warning() -> None:
+    """A fresh install: nothing to recount, so no warning; the page says no recount ran yet."""
+    fresh = snapshot(outcomes=tuple((outcome, 0) for outcome in OUTCOMES))
+    [basis] = find(parse(render_html(fresh)), "p", id="totals-basis")
+    assert basis.text == "Counted at write time since the first status write (no recount yet)."
+    assert snapshot_json(fresh)["outcomesWarning"] is None

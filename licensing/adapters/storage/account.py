@@ -19,10 +19,12 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from licensing.adapters.identity import storage_credential
 from licensing.adapters.storage.counters import status_moved
 from licensing.adapters.storage.failure_index import INDEX_TABLE
+from licensing.adapters.storage.rows import STATUS_TABLE as STATUS_TABLE  # noqa: PLC0414  # re-exported
 from licensing.adapters.storage.rows import (
     entity_or_none,
     event_entity,
     event_from_entity,
+    same_write,
     status_entity,
     status_from_entity,
     table_key,
@@ -35,7 +37,6 @@ from licensing.settings import StorageSettings
 
 log = logging.getLogger(__name__)
 
-STATUS_TABLE = "LicenseStatus"
 EVENTS_TABLE = "LicenseEvents"
 HR_EVENTS_TABLE = "HrEvents"  # eventId dedupe for the HR webhook
 SCHEDULED_TABLE = "ScheduledRequests"  # requests due more than 7 days out (past the queue's delay limit)
@@ -54,12 +55,7 @@ TABLES = (
     BUDGET_TABLE,
     INDEX_TABLE,  # status counters, seats per day, the failure index (counters.py)
 )
-QUEUES = (
-    LICENSE_REQUESTS_QUEUE,
-    LICENSE_VERIFY_QUEUE,
-    f"{LICENSE_REQUESTS_QUEUE}-poison",
-    f"{LICENSE_VERIFY_QUEUE}-poison",
-)
+QUEUES = tuple(f"{queue}{tail}" for tail in ("", "-poison") for queue in (LICENSE_REQUESTS_QUEUE, LICENSE_VERIFY_QUEUE))
 MAX_VISIBILITY_DELAY = 7 * 24 * 3600 - 60  # the queue service refuses anything past 7 days
 
 # Every lost ETag race means another writer's update went in, and a writer older than the row drops out, so
@@ -145,19 +141,23 @@ class Storage:
     async def put_status(self, record: StatusRecord) -> None:
         """Write the latest status row for user+SKU, unless a newer outcome is already there.
 
-        Optimistic concurrency: read, compare ``UpdatedAt``, then update under the row's ETag (or insert);
-        a late writer with an older outcome never overwrites a newer one, and a lost race is re-read.
-        Columns not written here (AssignedAt, VerifiedAt, LastError...) are merged, so they keep history.
-        Once the write went in, the outcome it replaced is known for sure: the counters move (counters.py).
+        Optimistic concurrency: read, compare ``UpdatedAt``, then update under the row's ETag (or insert); a late
+        writer with an older outcome never overwrites a newer one, and a lost race is re-read. Columns not written
+        here (AssignedAt, VerifiedAt, LastError...) are merged, so they keep history. Once the write went in (also
+        if its response was lost: the re-read finds rows.same_write), the counters move from the row it replaced.
         """
         entity = status_entity(record)
         table = self._tables.get_table_client(STATUS_TABLE)
+        tried: StatusRecord | None = None  # the row the last write attempt meant to replace
         with transient(f"write status of {record.user_key}"):
-            for _ in range(STATUS_WRITE_ATTEMPTS):
+            for attempt in range(STATUS_WRITE_ATTEMPTS):
                 current = await entity_or_none(table, entity["PartitionKey"], entity["RowKey"])
+                if attempt and current is not None and same_write(entity, current):
+                    break  # an earlier attempt went in (its response was lost): it replaced ``tried``
                 if current is not None and current.get("UpdatedAt") and current["UpdatedAt"] > record.updated_at:
                     log.info("kept the newer status of %s/%s", record.user_key, record.sku)
                     return
+                tried = None if current is None else status_from_entity(current)
                 try:
                     if current is None:
                         await table.create_entity(entity)
@@ -165,11 +165,11 @@ class Storage:
                         condition = MatchConditions.IfNotModified
                         await table.update_entity(entity, etag=current.metadata["etag"], match_condition=condition)
                 except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-                    continue  # someone wrote or deleted it meanwhile: compare with theirs
-                before = None if current is None else status_from_entity(current).outcome
-                await status_moved(self, before=before, after=record, sku=record.sku)
-                return
-            raise TransientError(f"status of {record.user_key}/{record.sku} kept changing under us")
+                    continue  # someone wrote or deleted it meanwhile, or our response was lost: compare
+                break
+            else:
+                raise TransientError(f"status of {record.user_key}/{record.sku} kept changing under us")
+            await status_moved(self, before=tried, after=record, sku=record.sku)
 
     async def delete_status(self, user_key: str, sku: str) -> None:
         """Remove one status row if it exists (under its ETag, so the outcome it held leaves the counters)."""
@@ -185,7 +185,7 @@ class Storage:
                     continue
                 except ResourceNotFoundError:
                     return  # a concurrent delete went first and moved the counters
-                await status_moved(self, before=status_from_entity(current).outcome, after=None, sku=sku)
+                await status_moved(self, before=status_from_entity(current), after=None, sku=sku)
                 return
             raise TransientError(f"status of {user_key}/{sku} kept changing under us")
 

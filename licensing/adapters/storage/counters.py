@@ -11,12 +11,17 @@ handful of rows whatever the table size. The partitions of StatusIndex:
   transaction, each under the ETag it was read with, so the totals are never torn and a lost race (HTTP 412,
   or 409 when two writers create a shard) is re-read and retried.
 - ``seats``: one row per UTC day, the consumed seats per SKU at the daily snapshot (the last write of a day wins).
-- ``failures``: newest first (inverted ticks), one row per status row that became a failure; pruned to the
-  newest ``FAILURES_KEPT``. Readers re-read each status row, so an entry left behind by a fixed row is harmless.
+- ``failures``: the failure index, one entry per status row failing now, newest first (failure_index.py).
+- ``counters``/``reconciled``: when ``reconcile`` last replaced the totals (``last_reconciled``).
 
 The status write and its counter write are two requests: storage failing (or the worker dying) between them
-leaves the totals off by one. ``reconcile`` recounts by a scan and replaces the totals, ETag-conditionally so a
-counter moving during the scan is never lost; the daily snapshot timer runs it.
+leaves the totals off by one, and so does a message delivered again after that (its call finds its own row
+written, which looks exactly like a same-outcome rewrite) or a delete whose response was lost (its re-send's
+404 looks like a concurrent delete's). A put_status whose response was lost is counted (account.put_status).
+``reconcile`` recounts by a scan and replaces the totals, ETag-conditionally so a counter moving during the
+scan is never lost; the daily snapshot timer and ``licensing status --recount`` run it. Rows written before
+the counters existed are counted only from the first reconcile on: until then the page says so
+(``last_reconciled`` is None).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
@@ -35,9 +40,9 @@ from azure.core.exceptions import AzureError
 from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
-from licensing.adapters.storage.failure_index import FAILURES_KEPT, INDEX_TABLE, index_failure, rebuild_failure_index
+from licensing.adapters.storage.failure_index import INDEX_TABLE, failure_moved, listed_failures, rebuild_failure_index
 from licensing.adapters.storage.failure_index import recent_failures as recent_failures  # noqa: PLC0414  # the page's interface
-from licensing.adapters.storage.rows import entity_or_none, transient
+from licensing.adapters.storage.rows import STATUS_TABLE, entity_or_none, transient
 from licensing.core.errors import TransientError
 from licensing.core.history import (
     FAILURE_OUTCOMES,
@@ -58,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COUNTERS, SEATS = "counters", "seats"  # its partitions (and failure_index.FAILURES)
+RECONCILED = "reconciled"  # the RowKey (partition COUNTERS) of the last successful reconcile's time
 SHARDS = 8  # total rows; 8 writers at once meet on one row 1 time in 8, and a read of the totals stays 8 rows
 COUNT_ATTEMPTS = 32  # like STATUS_WRITE_ATTEMPTS: each lost race means another writer's transition went in
 RECONCILE_ATTEMPTS = 3
@@ -100,25 +106,35 @@ async def record_seats(storage: Storage, *, day: date, seats: Mapping[str, int])
         await storage.table(INDEX_TABLE).upsert_entity(row, mode=UpdateMode.REPLACE)
 
 
-async def status_moved(storage: Storage, *, before: str | None, after: StatusRecord | None, sku: str) -> None:
-    """Called once a status write or delete of ``sku``'s row went in: ``before`` the outcome it replaced (None:
+async def status_moved(storage: Storage, *, before: StatusRecord | None, after: StatusRecord | None, sku: str) -> None:
+    """Called once a status write or delete of ``sku``'s row went in: ``before`` the row it replaced (None:
     created), ``after`` the row written (None: deleted). Moves the counters, counts the new outcome on its UTC
-    day, and indexes a failure.
+    day, and keeps the failure index in step (also when the counters do not move: failed again, later).
 
     A failure here is logged, not raised: the status row (what matters) is written, and a retry of the whole
-    request would find no transition left to count. ``reconcile`` repairs the totals.
+    request would find no transition left to count. ``reconcile`` repairs the totals and the index.
     """
     if not counted(sku):
         return
     outcome = after.outcome if after is not None else None
     try:
-        if delta := moves(before, outcome):
+        if delta := moves(before.outcome if before is not None else None, outcome):
             day = after.updated_at.astimezone(UTC).date() if after is not None else None
             await count(storage.table(INDEX_TABLE), delta, day=day, recorded=outcome)
-        if after is not None and after.outcome in FAILURE_OUTCOMES:
-            await index_failure(storage, after)
     except (AzureError, TransientError) as exc:
         log.warning("status counters not moved for a %s row (%s): reconcile repairs them", sku, type(exc).__name__)
+    try:
+        await failure_moved(storage, before=before, after=after)
+    except (AzureError, TransientError) as exc:
+        log.warning("failure index not updated for a %s row (%s): reconcile repairs it", sku, type(exc).__name__)
+
+
+async def last_reconciled(storage: Storage) -> datetime | None:
+    """When ``reconcile`` last replaced the totals, or None if it never did (one point read)."""
+    with transient("read when the counters were recounted"):
+        row = await entity_or_none(storage.table(INDEX_TABLE), COUNTERS, RECONCILED)
+    at = None if row is None else row.get("At")
+    return at if isinstance(at, datetime) else None
 
 
 async def count(table: TableClient, delta: Mapping[str, int], *, day: date | None, recorded: str | None) -> None:
@@ -139,19 +155,32 @@ async def count(table: TableClient, delta: Mapping[str, int], *, day: date | Non
     raise TransientError("the status counters kept changing under us")
 
 
-async def reconcile(storage: Storage, *, attempts: int = RECONCILE_ATTEMPTS) -> dict[str, int]:
+async def any_status_row(storage: Storage) -> bool:
+    """Whether LicenseStatus holds a row (one row read at most): the page asks before the first recount."""
+    rows = storage.table(STATUS_TABLE).list_entities(results_per_page=1, select=["PartitionKey"])
+    with transient("look for a status row"):
+        async for _ in rows:
+            return True
+    return False
+
+
+async def reconcile(
+    storage: Storage, *, attempts: int = RECONCILE_ATTEMPTS, at: datetime | None = None
+) -> dict[str, int]:
     """Recount the status rows by a scan (Tally's rules) and replace the totals with the count.
 
-    The replacement is one transaction over every totals shard, each under the ETag read before the scan: if a
-    counter moved during the scan the count may miss that move, so nothing is replaced and the recount starts
-    again, up to ``attempts`` times; then TransientError says so (the totals are left as they were). The
-    failure index is rebuilt from the same scan. Returns the counts, as ``outcome_totals`` would read them.
-    Per-day counts are not recounted: a day's transitions leave no trace in the status rows.
+    The replacement is one transaction over every totals shard, each under the ETag read before the scan, and the
+    ``reconciled`` marker (``at``, default now): if a counter moved during the scan the count may miss that move,
+    so nothing is replaced and the recount starts again, up to ``attempts`` times; then TransientError says so
+    (the totals are left as they were). The failure index is replaced by the same scan's failing rows. Returns
+    the counts, as ``outcome_totals`` would read them. Per-day counts are not recounted: a day's transitions
+    leave no trace in the status rows.
     """
     table = storage.table(INDEX_TABLE)
     for attempt in range(1, attempts + 1):
         with transient("recount the status rows"):
             shards = {row["RowKey"]: row for row in await _totals(table)}
+            listed = await listed_failures(storage)  # before the scan: see rebuild_failure_index
             counts: Counter[str] = Counter()
             failing: list[StatusRecord] = []
             async for row in storage.statuses(select=OUTLINE):
@@ -159,15 +188,15 @@ async def reconcile(storage: Storage, *, attempts: int = RECONCILE_ATTEMPTS) -> 
                     counts[row.outcome] += 1
                     if row.outcome in FAILURE_OUTCOMES:
                         failing.append(row)
+            marker = {"PartitionKey": COUNTERS, "RowKey": RECONCILED, "At": at or datetime.now(UTC)}
             try:
-                await table.submit_transaction(_replace_totals(shards, counts))
+                await table.submit_transaction([*_replace_totals(shards, counts), ("upsert", marker)])
             except TableTransactionError as exc:
                 if exc.status_code not in _LOST_RACE:
                     raise
                 log.warning("reconcile: the counters moved during recount %d of %d", attempt, attempts)
                 continue
-            newest = sorted(failing, key=lambda r: r.updated_at, reverse=True)[:FAILURES_KEPT]
-            await rebuild_failure_index(storage, newest)
+            await rebuild_failure_index(storage, listed, failing)
         return ordered(counts)
     raise TransientError(f"the status counters moved during each of {attempts} recounts; totals left as they were")
 

@@ -18,6 +18,7 @@ from azure.data.tables.aio import TableClient
 from licensing.core.errors import TransientError
 from licensing.core.records import AuditEvent, StatusRecord
 
+STATUS_TABLE = "LicenseStatus"  # re-exported by account.py; here so counters.py can read it without a cycle
 _MAX_TICKS = 10**19  # audit RowKeys count down from here, so a partition lists newest first
 MAX_TEXT = 4000  # characters of a reason or detail kept (a table property holds 32 K characters)
 MAX_REQUEST = 32 * 1024 - 1  # characters: a string property holds 64 KiB (UTF-16); a message is at most 32 KiB
@@ -79,6 +80,16 @@ def status_entity(record: StatusRecord) -> dict[str, Any]:
     if record.outcome in {"failed", "blocked", "rejected"}:
         entity["LastError"], entity["LastErrorAt"] = record.reason[:MAX_TEXT], record.updated_at
     return entity
+
+
+_WRITE_IDENTITY = ("RequestId", "UpdatedAt", "Outcome", "Attempts", "Reason")
+
+
+def same_write(entity: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    """Whether the stored row ``current`` is the write ``entity`` (same request, time, outcome, attempt and
+    reason): after a lost response, the write that went in. A duplicate delivery of the same message writing
+    the same record looks the same; the per-user lease keeps two from running at once."""
+    return all(current.get(column) == entity.get(column) for column in _WRITE_IDENTITY)
 
 
 def failure_index_row(partition: str, record: StatusRecord) -> dict[str, Any]:
