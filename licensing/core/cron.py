@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
+from itertools import product
+
 FIELDS = (  # (name, lowest, highest)
     ("second", 0, 59),
     ("minute", 0, 59),
@@ -43,3 +46,40 @@ def _check_part(part: str, name: str, low: int, high: int) -> None:
         value = NAMES.get(bound.lower()) if not bound.isdigit() else int(bound)
         if value is None or not low <= value <= high:
             raise CronError(f"{name}: {bound!r} is not between {low} and {high}")
+
+
+def _expand(text: str, low: int, high: int) -> list[int]:
+    """One validated NCRONTAB field -> the sorted values it stands for ("*/15", "1-5", "mon,fri", "5/10")."""
+    values: set[int] = set()
+    for part in text.split(","):
+        base, _, step = part.partition("/")
+        if base == "*":
+            start, end = low, high
+        else:
+            first, _, last = base.partition("-")
+            start = NAMES[first.lower()] if not first.isdigit() else int(first)
+            # "5/10" runs from 5 to the field's end, as in NCrontab; a bare "5" is just 5
+            end = (NAMES[last.lower()] if not last.isdigit() else int(last)) if last else (high if step else start)
+        values.update(range(start, end + 1, int(step or 1)))
+    return sorted(values)
+
+
+def next_occurrence(expression: str, after: datetime) -> datetime:
+    """The first time (UTC, whole seconds) strictly after ``after`` that a six-field NCRONTAB schedule fires.
+
+    Day of month and day of week must both match (NCrontab, which the Functions host uses, combines them with AND).
+    """
+    fields = validate_ncrontab(expression)
+    seconds, minutes, hours, days, months, weekdays = (
+        _expand(text, low, high) for text, (_, low, high) in zip(fields, FIELDS, strict=True)
+    )
+    start = after.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    day = start.date()
+    for _ in range(8 * 366):  # long enough for 29 February; a schedule that never fires ends the loop
+        if day.month in months and day.day in days and day.isoweekday() % 7 in weekdays:
+            for hour, minute, second in product(hours, minutes, seconds):  # lexicographic: earliest first
+                candidate = datetime.combine(day, time(hour, minute, second), UTC)
+                if candidate >= start:
+                    return candidate
+        day += timedelta(days=1)
+    raise CronError(f"{expression!r} never fires")

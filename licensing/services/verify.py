@@ -70,9 +70,8 @@ async def verify(body: str, services: Services, *, message_id: str = "", deliver
     try:
         return await _verify(request, services)
     except Exception as exc:
-        await note_failed_attempt(
-            services, about(request).as_user(request.user_id.lower(), ""), error=exc, delivery=delivery
-        )
+        subject = about(request).as_user(request.user_id.lower(), request.user_principal_name)
+        await note_failed_attempt(services, subject, error=exc, delivery=delivery)
         raise
 
 

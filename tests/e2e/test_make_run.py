@@ -13,13 +13,12 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
 import pytest
 
-from licensing.dev.localhttp import LocalHttp, next_occurrence, resolve_schedule
+from licensing.dev.localhttp import LocalHttp, resolve_schedule
 from tests.e2e.run_stack import REPO, STOP_SECONDS, Run, alive, clean_env, descendants, make_run, wait_for
 
 SETTLE_SECONDS = 60.0
@@ -121,24 +120,6 @@ def test_make_run_serves_a_signed_hire_to_verified_and_ctrl_c_stops_everything(r
     assert run.process.wait(STOP_SECONDS) == 0
     wait_for(lambda: not any(alive(pid) for pid in children), STOP_SECONDS, "every child process gone")
     assert run.lines[-1] == "licensing: stopped"
-
-
-@pytest.mark.parametrize(
-    ("schedule", "after", "expected"),
-    [
-        ("0 0 2 * * *", "2026-03-14T10:07:30.5", "2026-03-15T02:00:00"),  # the sweep's default: tomorrow 02:00
-        ("0 */15 * * * *", "2026-03-14T10:15:00", "2026-03-14T10:30:00"),  # strictly after, never the same second
-        ("0 7 * * * *", "2026-12-31T23:59:59", "2027-01-01T00:07:00"),
-        ("0 30 9 * * mon-fri", "2026-03-14T12:00:00", "2026-03-16T09:30:00"),  # Saturday -> Monday
-        ("0 0 12 13 * fri", "2026-03-14T00:00:00", "2026-11-13T12:00:00"),  # day AND weekday, as NCrontab
-        ("5/20 * * * * *", "2026-03-14T10:07:46", "2026-03-14T10:08:05"),
-        ("0 0 0 29 feb *", "2026-03-01T00:00:00", "2028-02-29T00:00:00"),
-    ],
-)
-def test_timers_fire_at_the_next_ncrontab_occurrence(schedule: str, after: str, expected: str) -> None:
-    """The local timer loop finds the next six-field NCRONTAB occurrence in UTC."""
-    start = datetime.fromisoformat(after).replace(tzinfo=UTC)
-    assert next_occurrence(schedule, start) == datetime.fromisoformat(expected).replace(tzinfo=UTC)
 
 
 def test_a_schedule_bound_to_an_app_setting_reads_it() -> None:
