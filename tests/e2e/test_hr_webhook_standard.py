@@ -315,3 +315,65 @@ async def test_webhook_ids_that_grow_when_made_key_safe_are_claimed_and_deduplic
     status, answer = await post(standard(event(f"{name}-again"), msg_id=msg_id))
     assert (status, answer["duplicates"]) == (202, [f"{name}-again"])
     assert await queued(whsec) == 1
+
+
+HOSTILE_BODIES = {
+    "nested 100,000 deep": '{"events": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "a 5,000-digit number": '{"eventId": ' + "9" * 5000 + "}",
+}
+
+
+@pytest.mark.parametrize("what", sorted(HOSTILE_BODIES))
+async def test_a_standard_signed_body_json_cannot_read_is_a_400_and_its_webhook_id_stays_unclaimed(
+    whsec: Services, what: str
+) -> None:
+    """Signed right, unreadable body: 400 naming it, nothing queued; the webhook-id is not used up by the refusal."""
+    body = HOSTILE_BODIES[what]
+    at = datetime.now(UTC)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": "msg_hostile",
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(CURRENT).sign("msg_hostile", at, body),
+    }
+    status, answer = await post(HttpRequest(method="POST", url=URL, headers=headers, params={}, body=body.encode()))
+    assert status == 400
+    assert "not valid JSON" in answer["problems"][0]["msg"]
+    assert await queued(whsec) == 0
+    status, answer = await post(standard(event("after-hostile"), msg_id="msg_hostile"))
+    assert (status, answer["accepted"]) == (202, ["after-hostile"])
+
+
+async def test_storage_failing_after_the_events_but_before_the_webhook_id_is_marked_queues_nothing_twice(
+    whsec: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events are queued, marking the webhook-id fails: 202; re-deliveries wait (503), then find duplicates."""
+    from licensing.services import hr_claims  # noqa: PLC0415
+
+    real_table = whsec.storage.table
+
+    class MarkFails:
+        """HrEvents whose webhook-id rows cannot be updated (the mark after the events were queued)."""
+
+        def __init__(self, name: str) -> None:
+            self._table = real_table(name)
+
+        def __getattr__(self, attribute: str) -> Any:  # everything else as the real client
+            return getattr(self._table, attribute)
+
+        async def update_entity(self, entity: dict[str, Any], **kwargs: Any) -> Any:
+            if entity["PartitionKey"].startswith("w") and entity.get("Status") == "dispatched":
+                raise TransientError("storage failed to mark the webhook-id")
+            return await self._table.update_entity(entity, **kwargs)
+
+    monkeypatch.setattr(whsec.storage, "table", MarkFails)
+    request = standard(event("marked"), msg_id="msg_unmarked")
+    status, answer = await post(request)
+    assert (status, answer["accepted"]) == (202, ["marked"])
+    monkeypatch.setattr(whsec.storage, "table", real_table)
+    status, answer = await post(request)
+    assert (status, answer["retry"]) == (503, ["marked"])  # the claim looks in flight: never an early duplicate
+    monkeypatch.setattr(hr_claims, "IN_FLIGHT", timedelta(0))  # later: the claim is stale and taken over
+    status, answer = await post(request)
+    assert (status, answer["duplicates"]) == (202, ["marked"])
+    assert await queued(whsec) == 1
