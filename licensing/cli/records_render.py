@@ -40,10 +40,9 @@ EVENT_COLUMNS = (
 def statuses(rows: Sequence[StatusRecord], *, fmt: Format, ids: bool = False, note: str = "") -> None:
     """LicenseStatus rows, newest first; the table shows whole reasons, wrapped between words."""
     table = [_status_row(r) for r in rows]
-    data = [dict(zip(STATUS_COLUMNS, row, strict=True)) for row in table]
     shown = ["user", "sku", "outcome", "updatedAt", "reason", *(["userId", "requestId"] if ids else [])]
     title = f"LicenseStatus ({len(rows)} rows{esc(note)})"
-    emit(fmt, title=title, columns=STATUS_COLUMNS, rows=table, data=data, shown=shown)
+    emit(fmt, title=title, columns=STATUS_COLUMNS, rows=table, shown=shown)
 
 
 def _status_row(r: StatusRecord) -> list[Cell]:

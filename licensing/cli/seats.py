@@ -51,9 +51,5 @@ def _row(s: SkuForecast) -> list[Cell]:
     return [s.part_number, s.free, s.scheduled, s.runs_out_on.isoformat() if s.runs_out_on else None, s.message()]
 
 
-def _json(row: list[Cell]) -> dict[str, Cell]:
-    return dict(zip(COLUMNS, row, strict=True))
-
-
 def _by_date(s: SkuForecast) -> list[dict[str, Any]]:
     return [{"date": day.isoformat(), "hires": hires} for day, hires in s.by_date]

@@ -29,7 +29,7 @@ from licensing.core.planning import AssignmentPlan, DesiredLicense, plan_changes
 from licensing.core.policy import LicenseSpec
 from licensing.settings import Settings
 
-EXIT_MISMATCH, EXIT_ERROR = 1, 3
+EXIT_ERROR = 3
 # An admin at a prompt can wait: assignLicense right after PATCH usageLocation may still answer "invalid usage
 # location" while the directory replicates (https://learn.microsoft.com/graph/api/user-assignlicense). About 15 s.
 LOCATION_LAG_WAITS = (1, 2, 4, 8)

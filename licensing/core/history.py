@@ -13,9 +13,8 @@ from typing import Any
 
 from licensing.core.records import LEAVER, OUTCOMES
 
-# The rows that need someone: action-required waits for an admin as surely as a failure does. The same set as
-# services/overview.FAILURE_OUTCOMES (a unit test holds them equal): the storage adapter indexes these rows and
-# may not import a service.
+# The rows that need someone: action-required waits for an admin as surely as a failure does. Defined here, in the
+# core, because both the storage adapter (the failure index) and the status page (services/overview) use it.
 FAILURE_OUTCOMES = frozenset({"failed", "blocked", "rejected", "action-required"})
 _COLUMN_PREFIX = "n_"
 
@@ -42,9 +41,7 @@ def column_outcome(column: str) -> str | None:
     """The outcome a counter property counts, or None for any other property (keys, timestamps)."""
     if not column.startswith(_COLUMN_PREFIX):
         return None
-    name = column.removeprefix(_COLUMN_PREFIX)
-    known = {outcome_column(o): o for o in OUTCOMES}
-    return known.get(column, name.replace("_", "-"))
+    return column.removeprefix(_COLUMN_PREFIX).replace("_", "-")  # no outcome has "_": the reverse of outcome_column
 
 
 def counted(sku: str) -> bool:

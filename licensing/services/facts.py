@@ -15,11 +15,11 @@ from licensing.services.context import Services
 
 # status rows of SKUs this app assigned (action-required: assigned, a plan waits for an admin)
 OWNING = frozenset({"assigned", "verified", "pending", "action-required", "failed"})
-# a managed SKU whose verification is done or under way: no second check chain
 # How long an AssignmentRequested event (the intent written before the Graph write) still makes the SKU the app's when
 # no status row says so: long enough for every redelivery of that request, short enough that an admin's later
 # hand-made assignment of the same SKU is not taken for ours.
 INTENT_WINDOW = timedelta(hours=1)
+# a managed SKU whose verification is done or under way: no second check chain
 CHECKED_OR_CHECKING = frozenset({"verified", "pending", "assigned"})
 
 
@@ -72,7 +72,8 @@ async def load_state(request: OnboardRequest, user: UserFacts, services: Service
     if request.converge:
         owned = managed_sku_ids(services.policy(), catalog)
     else:
-        owned = owned_skus(rows, catalog) | await _requested_lately(user, owned_skus(rows, catalog), catalog, services)
+        owned = owned_skus(rows, catalog)
+        owned |= await _requested_lately(user, owned, catalog, services)
     return UserState(user, catalog, rows, owned, lease, hr, hired)
 
 

@@ -21,7 +21,7 @@ from licensing.core.hr_events import HrEvent, PayloadInvalid, dispatch_for, pars
 from licensing.core.signing import SignatureRejected
 from licensing.core.standard_webhooks import SecretUnusable, verify_request
 from licensing.services.context import Services
-from licensing.services.forecast import warn_scheduled_hires
+from licensing.services.forecast import WARN_TIMEOUT_SECONDS, warn_scheduled_hires
 from licensing.services.hr_claims import claim, event_claim_key, release, webhook_claim_key
 from licensing.services.reply import Reply, error
 from licensing.services.scheduling import cancel_held, dispatch
@@ -138,7 +138,7 @@ async def _accept_all(events: list[HrEvent], services: Services, *, until: float
     results = [_outcome(task, event) for task, event in zip(tasks, events, strict=True)]
     if any(r["status"] in {"delayed", "held"} for r in results):
         # a hire scheduled ahead may make a SKU run out: warn now, within what is left of the deadline (never raises)
-        await warn_scheduled_hires(services, within=min(2.0, max(until - time.monotonic(), 0.1)))
+        await warn_scheduled_hires(services, within=min(WARN_TIMEOUT_SECONDS, max(until - time.monotonic(), 0.1)))
     return results
 
 

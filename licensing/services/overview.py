@@ -70,7 +70,7 @@ async def take_snapshot(
     now = services.clock()
     storage = services.storage
     with transient("read the status counters"):
-        (totals, recounted_at, uncounted), history, failed, run_rows, depths, expiry = await asyncio.gather(
+        reads = asyncio.gather(
             _totals(storage),
             counters.history(storage, days=days, today=now.date()),
             counters.recent_failures(storage, limit=limit),
@@ -78,7 +78,9 @@ async def take_snapshot(
             queue_depths(storage),
             recorded_expiry(storage),
         )
-    forecast, problem = await _forecast(services)
+        # the forecast reads its own index and the cached catalog: alongside the counters, not after them
+        read, (forecast, problem) = await asyncio.gather(reads, _forecast(services))
+    (totals, recounted_at, uncounted), history, failed, run_rows, depths, expiry = read
     settings = services.settings
     configured = bool(settings.graph_notification_url and settings.graph_client_state)
     sweeps = (sweep_overview(row) for row in run_rows)

@@ -26,7 +26,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from licensing.adapters.storage.account import SCHEDULED_TABLE, Storage, transient
-from licensing.adapters.storage.rows import table_key
+from licensing.adapters.storage.rows import entity_or_none, table_key
 from licensing.core.errors import TransientError
 from licensing.core.forecast import ScheduledHire
 
@@ -46,10 +46,9 @@ Pointer = tuple[dict[str, Any], str]  # the user's row and its ETag
 
 async def _pointer(storage: Storage, user: str) -> Pointer | None:
     with transient("read a scheduled hire"):
-        try:
-            entity = await storage.table(SCHEDULED_TABLE).get_entity(BY_USER, table_key(user.casefold()))
-        except ResourceNotFoundError:
-            return None
+        entity = await entity_or_none(storage.table(SCHEDULED_TABLE), BY_USER, table_key(user.casefold()))
+    if entity is None:
+        return None
     return dict(entity), str(entity.metadata["etag"])
 
 

@@ -16,7 +16,7 @@ WARNED = "forecast-warned"
 
 async def claim_warning(storage: Storage, *, part_number: str, day: date) -> bool:
     """True for the first caller per SKU and day: the one that records the day's SeatsLow forecast warning."""
-    entity = {"PartitionKey": WARNED, "RowKey": f"{day.isoformat()}-{table_key(part_number.casefold())}"}
+    entity = {"PartitionKey": WARNED, "RowKey": _claim_key(part_number, day)}
     with transient("claim a seat forecast warning"):
         try:
             await storage.table(SCHEDULED_TABLE).create_entity(entity)
@@ -28,9 +28,11 @@ async def claim_warning(storage: Storage, *, part_number: str, day: date) -> boo
 async def release_warning(storage: Storage, *, part_number: str, day: date) -> None:
     """Give a claim back when its warning could not be recorded, so a later call records it (best effort)."""
     with suppress(Exception):
-        await storage.table(SCHEDULED_TABLE).delete_entity(
-            WARNED, f"{day.isoformat()}-{table_key(part_number.casefold())}"
-        )
+        await storage.table(SCHEDULED_TABLE).delete_entity(WARNED, _claim_key(part_number, day))
+
+
+def _claim_key(part_number: str, day: date) -> str:
+    return f"{day.isoformat()}-{table_key(part_number.casefold())}"
 
 
 async def purge_old_claims(storage: Storage, *, now: datetime) -> None:

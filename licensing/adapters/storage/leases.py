@@ -16,7 +16,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
 from licensing.adapters.storage.account import LEASES_TABLE, Storage, transient
-from licensing.adapters.storage.rows import table_key
+from licensing.adapters.storage.rows import entity_or_none, table_key
 from licensing.core.errors import TransientError
 
 # Longer than any one step a holder takes between two renewals, so a live holder never loses it: it renews right
@@ -99,10 +99,9 @@ class HrOrder:
 async def hr_order(storage: Storage, user_id: str) -> HrOrder | None:
     """The user's HR order, or None before any HR event with an issuedAt was applied."""
     with transient("read the HR order of a user"):
-        try:
-            row = await storage.table(LEASES_TABLE).get_entity(table_key(user_id), HR_ORDER)
-        except ResourceNotFoundError:
-            return None
+        row = await entity_or_none(storage.table(LEASES_TABLE), table_key(user_id), HR_ORDER)
+    if row is None:
+        return None
     return HrOrder(row["IssuedAt"], row.get("RequestId", ""))
 
 

@@ -18,7 +18,7 @@ from azure.data.tables import TransactionOperation
 from azure.storage.blob.aio import BlobServiceClient
 
 from licensing.adapters.storage.account import DRIFT_TABLE, RUNS_TABLE, Storage, transient
-from licensing.adapters.storage.rows import table_key
+from licensing.adapters.storage.rows import newest_first, table_key
 from licensing.core.drift import Drift
 from licensing.core.model import UserFacts
 
@@ -27,7 +27,6 @@ LEASE = timedelta(hours=2)  # a crashed run frees the lease after this
 TX_SIZE = 100  # Table storage's limit per transaction (same partition)
 TX_IN_FLIGHT = 8  # 800 rows in flight at most: memory stays flat while writes overlap the read
 CSV_COLUMNS = ("run_id", "user_id", "user_principal_name", "kinds", "skus", "fix", "details")
-_MAX_TICKS = 10**19
 
 
 async def acquire_lease(storage: Storage, *, run_id: str, now: datetime) -> bool:
@@ -171,8 +170,7 @@ async def upload_report(blobs: BlobServiceClient | None, run_id: str, text: str)
 
 async def record_run(storage: Storage, summary: dict[str, Any], *, started: datetime) -> None:
     """One SweepRuns row per run, newest first."""
-    ticks = int(started.timestamp() * 1_000_000)
-    row = {"PartitionKey": "runs", "RowKey": f"{_MAX_TICKS - ticks:020d}-{summary['runId']}"}
+    row = {"PartitionKey": "runs", "RowKey": f"{newest_first(started)}-{summary['runId']}"}
     row.update({k[0].upper() + k[1:]: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in summary.items()})
     with transient("record the sweep run"):
         await storage.table(RUNS_TABLE).upsert_entity(row)
