@@ -33,7 +33,6 @@ from licensing.services.offboard import offboard
 from licensing.services.onboard_outcomes import (
     blocked,
     clear_request_rows,
-    come_back,
     compliant,
     group_failures,
     location_lag,
@@ -43,7 +42,15 @@ from licensing.services.onboard_outcomes import (
     superseded,
     user_missing,
 )
-from licensing.services.recording import Handled, about, backoff, note_failed_attempt, record, reject_unreadable
+from licensing.services.recording import (
+    Handled,
+    about,
+    backoff,
+    come_back,
+    note_failed_attempt,
+    record,
+    reject_unreadable,
+)
 from licensing.services.seats import release_blocked, warn_low_seats
 from licensing.services.verify import schedule_verification
 
@@ -101,7 +108,9 @@ async def _under_lease(request: OnboardRequest, user: UserFacts, policy: Policy,
     if lease is None:
         # Another request for this user is being applied right now (a duplicate, or HR and Graph at once):
         # come back in a few seconds and find the result, instead of writing the same change twice.
-        return await come_back(request, services, f"another request for {user.id} is in progress")
+        return await come_back(
+            services, LICENSE_REQUESTS_QUEUE, request, f"another request for {user.id} is in progress"
+        )
     try:
         user = await services.graph.get_user(user.id)  # fresh facts: the previous holder may just have written
         state = await load_state(request, user, services, lease)
@@ -111,7 +120,7 @@ async def _under_lease(request: OnboardRequest, user: UserFacts, policy: Policy,
             return await offboard(request, state, services)
         return await _assign(request, state, policy, services)
     except LeaseLost as exc:  # we stalled past the lease and another worker has the user now: nothing written
-        return await come_back(request, services, exc.message)
+        return await come_back(services, LICENSE_REQUESTS_QUEUE, request, exc.message)
     except PermanentError as exc:  # Graph refused something unplanned (an invalid country, a permission)
         await record(services, Decided(about(request, user), "failed", "AssignmentFailed", exc.message))
         return Handled("failed", exc.message)

@@ -31,17 +31,7 @@ LOCATION_LAG_ATTEMPTS = 4
 # A location this app set (its UsageLocationSet event) this recently may still be replicating, whichever delivery
 # or request set it: a redelivery after a failed assignLicense finds the location on the user and skips the PATCH.
 LOCATION_SET_RECENTLY = timedelta(minutes=10)
-LEASE_WAIT_SECONDS = 3  # how soon a request that found the user busy comes back (with jitter)
 NOTHING_TO_CHANGE = "nothing to change (the echo of our own write, or a change the policy does not look at)"
-
-
-async def come_back(request: OnboardRequest, services: Services, why: str) -> Handled:
-    """The user's lease is another worker's (held now, or taken from us while we stalled): send the request
-    again in a few seconds, unchanged, so it finds the result instead of writing the same change twice."""
-    delay = backoff(LEASE_WAIT_SECONDS, 1)
-    payload = request.model_dump(mode="json", by_alias=True)
-    await services.storage.send(LICENSE_REQUESTS_QUEUE, payload, delay_seconds=delay)
-    return Handled("deferred", f"{why}; again in {delay} s")
 
 
 async def superseded(request: OnboardRequest, state: UserState, services: Services) -> Handled | None:

@@ -14,6 +14,7 @@ from licensing.core.records import REQUEST_LEVEL, UNIDENTIFIED
 from licensing.services.context import Services
 
 MAX_BACKOFF_SECONDS = 6 * 3600
+LEASE_WAIT_SECONDS = 3  # how soon a request or check that found the user busy comes back (with jitter)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,14 @@ async def note_failed_attempt(services: Services, subject: Subject, *, error: Ba
     """Remember why a delivery failed, so the poison handler can say why it gave up."""
     detail = getattr(error, "message", None) or f"{type(error).__name__}: {error}"
     await record(services, Noted(subject, "AttemptFailed", f"delivery {delivery}: {detail}"))
+
+
+async def come_back(services: Services, queue: str, message: OnboardRequest | VerifyRequest, why: str) -> Handled:
+    """The user's lease is another worker's (held now, or taken from us while we stalled): send the message to
+    ``queue`` again in a few seconds, unchanged (attempt too), so it finds the result instead of writing twice."""
+    delay = backoff(LEASE_WAIT_SECONDS, 1)
+    await services.storage.send(queue, message.model_dump(mode="json", by_alias=True), delay_seconds=delay)
+    return Handled("deferred", f"{why}; again in {delay} s")
 
 
 def retry_payload(message: Any, **changes: Any) -> dict[str, Any]:  # noqa: ANN401  # any pydantic message

@@ -19,7 +19,7 @@ from licensing.services.context import Services
 from licensing.services.recording import (
     Handled,
     about,
-    backoff,
+    come_back,
     note_failed_attempt,
     record,
     reject_unreadable,
@@ -27,7 +27,6 @@ from licensing.services.recording import (
 )
 
 log = logging.getLogger(__name__)
-LEASE_WAIT_SECONDS = 3  # how soon a check that found the user being written comes back (with jitter)
 _KIND: dict[Outcome, EventKind] = {
     "verified": "AssignmentVerified",
     "pending": "AssignmentPending",
@@ -96,11 +95,7 @@ async def _verify(request: VerifyRequest, services: Services) -> Handled:
     if lease is None:
         # An onboarding (or another check) is writing this user now; a verdict recorded in the middle of it could
         # be dated after the new assignment's row and hide it. Come back in a moment, attempt unchanged.
-        delay = backoff(LEASE_WAIT_SECONDS, 1)
-        await services.storage.send(
-            LICENSE_VERIFY_QUEUE, request.model_dump(mode="json", by_alias=True), delay_seconds=delay
-        )
-        return Handled("deferred", f"user {request.user_id} is being written; checking again in {delay} s")
+        return await come_back(services, LICENSE_VERIFY_QUEUE, request, f"user {request.user_id} is being written")
     try:
         return await _record(request, verdicts, services)
     finally:
