@@ -6,14 +6,13 @@ Exit 1 when a SKU runs out within the horizon (like verify's "not as expected"),
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from licensing.adapters.graph.gateway import GraphGateway
 from licensing.cli import render
 from licensing.cli.output import Cell, Format, emit, esc
 from licensing.cli.records import opened
 from licensing.cli.users_file import CommandLineError
-from licensing.core.forecast import DEFAULT_DAYS, Forecast, SkuForecast
+from licensing.core.forecast import DEFAULT_DAYS, Forecast
 from licensing.services.context import Services
 from licensing.services.forecast import take_forecast
 from licensing.settings import Settings
@@ -39,17 +38,7 @@ async def seats(args: argparse.Namespace, settings: Settings, graph: GraphGatewa
 
 def show_forecast(taken: Forecast, fmt: Format) -> None:
     """One row per SKU: free seats now, hires scheduled within the horizon, the date they outrun the seats."""
-    rows: list[list[Cell]] = [_row(s) for s in taken.skus]
-    data = [
-        {**dict(zip(COLUMNS, row, strict=True)), "byDate": _by_date(s)} for s, row in zip(taken.skus, rows, strict=True)
-    ]
+    data = [s.as_json() for s in taken.skus]
+    rows: list[list[Cell]] = [[sku[column] for column in COLUMNS] for sku in data]
     title = f"Seat forecast: hires starting by {esc(taken.last_day.isoformat())} (next {taken.days} days)"
     emit(fmt, title=title, columns=COLUMNS, rows=rows, data=data)
-
-
-def _row(s: SkuForecast) -> list[Cell]:
-    return [s.part_number, s.free, s.scheduled, s.runs_out_on.isoformat() if s.runs_out_on else None, s.message()]
-
-
-def _by_date(s: SkuForecast) -> list[dict[str, Any]]:
-    return [{"date": day.isoformat(), "hires": hires} for day, hires in s.by_date]

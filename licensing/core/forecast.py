@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from licensing.core.model import Catalog
 from licensing.core.policy import Policy
@@ -52,6 +53,17 @@ class SkuForecast:
             f"{self.part_number} runs out on {self.runs_out_on.isoformat()}: "
             f"{self.scheduled} {hires} scheduled, {self.free} {seats} free"
         )
+
+    def as_json(self) -> dict[str, Any]:
+        """The one JSON shape of a SKU's forecast (the CLI's and the status page's): ISO dates, ``null`` when none."""
+        return {
+            "sku": self.part_number,
+            "free": self.free,
+            "scheduled": self.scheduled,
+            "byDate": [{"date": day.isoformat(), "hires": hires} for day, hires in self.by_date],
+            "runsOutOn": self.runs_out_on.isoformat() if self.runs_out_on else None,
+            "message": self.message(),
+        }
 
 
 @dataclass(frozen=True, slots=True)

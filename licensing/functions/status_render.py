@@ -10,7 +10,7 @@ from typing import Any, Literal
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from licensing.core.forecast import Forecast, SkuForecast
+from licensing.core.forecast import Forecast
 from licensing.functions.status_charts import charts_svg
 from licensing.services.overview_health import Health, duration
 from licensing.services.overview_model import Failure, SeatLine, Snapshot, SweepOverview
@@ -125,18 +125,7 @@ def _health(h: Health) -> dict[str, Any]:
 
 
 def _forecast(f: Forecast) -> dict[str, Any]:
-    return {"takenAt": f.taken_at.isoformat(), "days": f.days, "skus": [_sku_forecast(s) for s in f.skus]}
-
-
-def _sku_forecast(s: SkuForecast) -> dict[str, Any]:
-    return {
-        "sku": s.part_number,
-        "free": s.free,
-        "scheduled": s.scheduled,
-        "byDate": [{"date": day.isoformat(), "hires": n} for day, n in s.by_date],
-        "runsOutOn": s.runs_out_on.isoformat() if s.runs_out_on else None,
-        "message": s.message(),
-    }
+    return {"takenAt": f.taken_at.isoformat(), "days": f.days, "skus": [s.as_json() for s in f.skus]}
 
 
 def _failure(f: Failure) -> dict[str, Any]:

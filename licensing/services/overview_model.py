@@ -17,9 +17,9 @@ from typing import Any
 
 from licensing.core.drift import DRIFT_KINDS
 from licensing.core.forecast import Forecast
-from licensing.core.history import FAILURE_OUTCOMES, DayPoint
+from licensing.core.history import FAILURE_OUTCOMES, DayPoint, counted, ordered
 from licensing.core.model import Catalog
-from licensing.core.records import LEAVER, OUTCOMES, REQUEST_LEVEL, StatusRecord
+from licensing.core.records import REQUEST_LEVEL, StatusRecord
 from licensing.services.overview_health import Health
 
 RECENT_FAILURES = 20
@@ -125,8 +125,7 @@ def seat_lines(catalog: Catalog, threshold: int) -> tuple[SeatLine, ...]:
 
 def ordered_outcomes(counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
     """Every known outcome (zeros included) in lifecycle order, then any unexpected value found."""
-    extra = sorted(set(counts) - set(OUTCOMES))
-    return tuple((outcome, int(counts.get(outcome, 0))) for outcome in (*OUTCOMES, *extra))
+    return tuple(ordered(counts).items())
 
 
 @dataclass
@@ -146,7 +145,7 @@ class Tally:
 
     def add(self, row: StatusRecord) -> None:
         """Count one row (the tombstone is skipped) and keep it if it is among the newest failures."""
-        if row.sku == LEAVER:
+        if not counted(row.sku):
             return
         self.counts[row.outcome] += 1
         if row.outcome not in FAILURE_OUTCOMES or self.limit <= 0:
