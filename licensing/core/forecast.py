@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from licensing.core.model import Catalog
+from licensing.core.planning import policy_part_numbers, rule_specs
 from licensing.core.policy import Policy
 
 DEFAULT_DAYS = 30  # the forecast's horizon unless told (CLI --days, take_forecast(days=))
@@ -90,26 +91,7 @@ def skus_for(policy: Policy, attributes: Mapping[str, str]) -> tuple[str, ...]:
     """Part numbers a request with these attributes gets, as planning.desired_licenses picks them: the first
     matching rule's SKUs plus their companions (transitively), each once; () when no rule matches."""
     rule = policy.rule_for(attributes)
-    if rule is None:
-        return ()
-    names: list[str] = []
-    pending = [spec.sku for spec in rule.licenses]
-    while pending:
-        name = pending.pop(0)
-        if name.casefold() not in {n.casefold() for n in names}:
-            names.append(name)
-            pending.extend(spec.sku for spec in policy.companions_of(name))
-    return tuple(names)
-
-
-def policy_part_numbers(policy: Policy) -> tuple[str, ...]:
-    """Every part number any rule or companion names, deduplicated case-insensitively, in policy order."""
-    names = [spec.sku for rule in policy.rules for spec in rule.licenses]
-    names += [n for c in policy.companions for n in (c.sku, *(spec.sku for spec in c.requires))]
-    seen: dict[str, str] = {}
-    for name in names:
-        seen.setdefault(name.casefold(), name)
-    return tuple(seen.values())
+    return () if rule is None else tuple(spec.sku for spec in rule_specs(rule, policy))
 
 
 def _runs_out_on(by_date: Iterable[tuple[date, int]], free: int) -> date | None:

@@ -94,8 +94,8 @@ def resolve(spec: LicenseSpec, catalog: Catalog, *, rule: str) -> DesiredLicense
     return DesiredLicense(sku.id.lower(), sku.part_number, frozenset(ids), tuple(sorted(names)))
 
 
-def desired_licenses(rule: Rule, policy: Policy, catalog: Catalog) -> tuple[DesiredLicense, ...]:
-    """The rule's SKUs plus their companions, resolved; a SKU named twice keeps its first spec."""
+def rule_specs(rule: Rule, policy: Policy) -> tuple[LicenseSpec, ...]:
+    """The rule's SKUs plus their companions (transitively), unresolved; a SKU named twice keeps its first spec."""
     specs: list[LicenseSpec] = []
     seen: set[str] = set()
     pending = list(rule.licenses)
@@ -106,7 +106,12 @@ def desired_licenses(rule: Rule, policy: Policy, catalog: Catalog) -> tuple[Desi
         seen.add(spec.sku.casefold())
         specs.append(spec)
         pending.extend(policy.companions_of(spec.sku))
-    return tuple(resolve(s, catalog, rule=rule.name) for s in specs)
+    return tuple(specs)
+
+
+def desired_licenses(rule: Rule, policy: Policy, catalog: Catalog) -> tuple[DesiredLicense, ...]:
+    """The rule's SKUs plus their companions, resolved; a SKU named twice keeps its first spec."""
+    return tuple(resolve(s, catalog, rule=rule.name) for s in rule_specs(rule, policy))
 
 
 def plan_assignment(
@@ -145,11 +150,20 @@ def plan_assignment(
     return replace(plan, removals=removals)
 
 
+def policy_part_numbers(policy: Policy) -> tuple[str, ...]:
+    """Every part number any rule or companion names, deduplicated case-insensitively, in policy order."""
+    names = [spec.sku for rule in policy.rules for spec in rule.licenses]
+    names += [n for c in policy.companions for n in (c.sku, *(spec.sku for spec in c.requires))]
+    seen: dict[str, str] = {}
+    for name in names:
+        seen.setdefault(name.casefold(), name)
+    return tuple(seen.values())
+
+
 def managed_sku_ids(policy: Policy, catalog: Catalog) -> frozenset[str]:
     """Ids of every SKU the policy names (rules and companions): the SKUs this app owns."""
-    names = {spec.sku for rule in policy.rules for spec in rule.licenses}
-    names |= {c.sku for c in policy.companions} | {spec.sku for c in policy.companions for spec in c.requires}
-    return frozenset(sku.id.lower() for name in names if (sku := catalog.by_part_number(name)) is not None)
+    found = (catalog.by_part_number(name) for name in policy_part_numbers(policy))
+    return frozenset(sku.id.lower() for sku in found if sku is not None)
 
 
 def plan_removals(user: UserFacts, owned: frozenset[str], catalog: Catalog) -> tuple[Removal, ...]:
